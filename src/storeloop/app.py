@@ -1,0 +1,139 @@
+"""create_app(): the ASGI application with the tracking API, the management API and their docs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from storeloop import __version__
+from storeloop.config import Settings, get_settings
+from storeloop.ingestion.endpoints import router as ingestion_router
+from storeloop.kit.errors import StoreloopError, error_body
+from storeloop.runtime import Runtime
+from storeloop.workspaces.endpoints import router as workspaces_router
+
+logger = logging.getLogger(__name__)
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StoreloopError)
+    async def storeloop_error(_request: Request, exc: StoreloopError) -> Response:
+        return Response(
+            error_body(exc),
+            status_code=exc.status_code,
+            media_type="application/json",
+            headers=exc.headers(),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        field = ".".join(str(part) for part in first.get("loc", ()))
+        return _json(
+            422,
+            {
+                "error": {
+                    "code": "validation_failed",
+                    "message": str(first.get("msg", "invalid request")),
+                    "field": field or None,
+                    "errors": [
+                        {
+                            "field": ".".join(str(p) for p in e.get("loc", ())),
+                            "message": e.get("msg"),
+                        }
+                        for e in errors
+                    ],
+                }
+            },
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return _json(
+            exc.status_code,
+            {
+                "error": {
+                    "code": codes.get(exc.status_code, "http_error"),
+                    "message": str(exc.detail),
+                }
+            },
+            headers=dict(exc.headers or {}),
+        )
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title="storeloop", version=__version__, routes=app.routes)
+    schema.setdefault("components", {})["securitySchemes"] = {
+        "writeKey": {
+            "type": "http",
+            "scheme": "basic",
+            "description": "The write key as username, empty password (Segment's convention)",
+        },
+        "secretKey": {"type": "http", "scheme": "bearer", "description": "A secret key (sls_...)"},
+    }
+    for path, operations in schema["paths"].items():
+        if path.startswith("/api/"):
+            for operation in operations.values():
+                operation.setdefault("security", [{"secretKey": []}])
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app. A runtime passed in is started and stopped by its owner, not the app."""
+    owns_runtime = runtime is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if owns_runtime:
+            app.state.runtime.start()
+        try:
+            yield
+        finally:
+            if owns_runtime:
+                app.state.runtime.close()
+
+    app = FastAPI(title="storeloop", version=__version__, lifespan=lifespan)
+    app.state.runtime = runtime if runtime is not None else Runtime(settings or get_settings())
+    _install_error_handlers(app)
+    app.include_router(ingestion_router)
+    app.include_router(workspaces_router)
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    def readyz(request: Request) -> Response:
+        try:
+            with request.app.state.runtime.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:
+            logger.exception("readiness check failed")
+            return _json(
+                503, {"error": {"code": "database_unavailable", "message": "database unreachable"}}
+            )
+        return _json(200, {"status": "ready"})
+
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app

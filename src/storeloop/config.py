@@ -1,0 +1,119 @@
+"""Settings from the environment (``STORELOOP_*``), with an embedded default that needs nothing set.
+
+In development mode, missing secrets are generated once into ``<data_dir>/secrets.json`` (mode
+0600); production mode refuses to start without explicit secrets and a database URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import orjson
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot run a server as given."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STORELOOP_", env_file=None, extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path("./storeloop-data")
+    database_url: str | None = None
+    redis_url: str | None = None
+    # base64 of 32 bytes; wraps every workspace's data key.
+    master_key: str | None = None
+    # signs dashboard sessions (later) and derives instance-level blind indexes.
+    secret_key: str | None = None
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Run the inbox processor inside the API process (the embedded default). Production runs
+    # `storeloop worker` processes instead.
+    inprocess_worker: bool = True
+
+    max_event_bytes: int = 32 * 1024
+    max_batch_bytes: int = 500 * 1024
+    max_json_depth: int = 24
+    max_event_age_days: int = 3 * 365
+    max_event_future_hours: int = 24
+    rate_limit: str = Field(default="2000/second", description="per write key, `limits` syntax")
+
+    group_commit_max_wait_ms: float = 2.0
+    group_commit_max_items: int = 256
+
+    @model_validator(mode="after")
+    def _production_needs_explicit_values(self) -> Settings:
+        if self.environment == "production":
+            missing = [
+                name
+                for name in ("database_url", "master_key", "secret_key")
+                if not getattr(self, name)
+            ]
+            if missing:
+                names = ", ".join(f"STORELOOP_{name.upper()}" for name in missing)
+                raise ConfigurationError(f"production mode needs {names} set explicitly")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'storeloop.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    def master_key_bytes(self) -> bytes:
+        return _decode_key(self._secret("master_key"), "STORELOOP_MASTER_KEY")
+
+    def secret_key_bytes(self) -> bytes:
+        return _decode_key(self._secret("secret_key"), "STORELOOP_SECRET_KEY")
+
+    def _secret(self, name: str) -> str:
+        value = getattr(self, name)
+        if value:
+            return str(value)
+        return _local_secrets(self.data_dir)[name]
+
+
+def _decode_key(value: str, env_name: str) -> bytes:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError as exc:
+        raise ConfigurationError(f"{env_name} is not valid base64") from exc
+    if len(raw) != 32:
+        raise ConfigurationError(f"{env_name} must decode to 32 bytes, got {len(raw)}")
+    return raw
+
+
+def generate_key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _local_secrets(data_dir: Path) -> dict[str, str]:
+    """Secrets of the embedded default, created on first use with owner-only permissions."""
+    path = data_dir / "secrets.json"
+    if path.exists():
+        loaded: dict[str, str] = orjson.loads(path.read_bytes())
+        return loaded
+    data_dir.mkdir(parents=True, exist_ok=True)
+    values = {"master_key": generate_key(), "secret_key": generate_key()}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(orjson.dumps(values, option=orjson.OPT_INDENT_2))
+    return values
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

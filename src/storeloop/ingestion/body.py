@@ -1,0 +1,104 @@
+"""Decoding a tracking request body: size limits, gzip, JSON, and the Segment envelope."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from storeloop.ingestion.validation import InvalidEvent, parse_timestamp
+from storeloop.kit.errors import StoreloopError
+
+
+class BodyTooLarge(StoreloopError):
+    status_code = 413
+    code = "body_too_large"
+
+
+class UnsupportedEncoding(StoreloopError):
+    status_code = 415
+    code = "unsupported_encoding"
+
+
+class InvalidBody(StoreloopError):
+    """The body as a whole could not be read; the code says how (invalid_json, invalid_utf8...)."""
+
+    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.code = code  # type: ignore[misc]
+
+
+def decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
+    """Undo Content-Encoding, refusing anything that inflates beyond ``max_bytes``."""
+    if not encoding or encoding.strip().lower() == "identity":
+        return body
+    if encoding.strip().lower() not in ("gzip", "x-gzip", "deflate"):
+        raise UnsupportedEncoding(
+            f"Content-Encoding {encoding!r} is not supported; use gzip or none",
+            field="Content-Encoding",
+        )
+    wbits = zlib.MAX_WBITS | 32  # accepts both gzip and zlib headers
+    inflater = zlib.decompressobj(wbits)
+    try:
+        data = inflater.decompress(body, max_bytes + 1)
+        if len(data) <= max_bytes and not inflater.unconsumed_tail:
+            data += inflater.flush()
+    except zlib.error as exc:
+        raise InvalidBody("invalid_gzip", f"the body is not valid gzip: {exc}") from None
+    if len(data) > max_bytes or inflater.unconsumed_tail:
+        raise BodyTooLarge(f"the decompressed body is larger than {max_bytes} bytes")
+    return data
+
+
+def parse_json(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as utf8_error:
+            raise InvalidBody(
+                "invalid_utf8", f"the body is not valid UTF-8 at byte {utf8_error.start}"
+            ) from None
+        if "recursion" in str(exc):
+            raise InvalidBody("too_deep", "the body nests too deeply") from None
+        if "surrogate" in str(exc) or "UTF-8" in str(exc):
+            raise InvalidBody("invalid_utf8", f"the body is not valid UTF-8: {exc}") from None
+        raise InvalidBody(
+            "invalid_json", f"the body is not valid JSON: {exc.msg} at position {exc.pos}"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The messages of one request, the batch-level sentAt, and a writeKey found in the body."""
+
+    messages: list[Any]
+    sent_at: datetime | None
+    write_key: str | None
+    is_batch: bool
+
+
+def _body_write_key(document: dict[str, Any]) -> str | None:
+    key = document.get("writeKey")
+    return key if isinstance(key, str) and key else None
+
+
+def read_envelope(document: Any, *, is_batch: bool) -> Envelope:
+    if not isinstance(document, dict):
+        raise InvalidBody("invalid_body", "the body must be a JSON object")
+    if not is_batch:
+        return Envelope([document], None, _body_write_key(document), False)
+    batch = document.get("batch")
+    if batch is None:
+        raise InvalidBody("missing_field", "batch is required", field="batch")
+    if not isinstance(batch, list):
+        raise InvalidBody("wrong_type", "batch must be an array", field="batch")
+    try:
+        sent_at = parse_timestamp(document.get("sentAt"), "sentAt")
+    except InvalidEvent as exc:
+        raise InvalidBody(exc.rejection.code, exc.rejection.message, field="sentAt") from None
+    return Envelope(batch, sent_at, _body_write_key(document), True)

@@ -1,0 +1,252 @@
+"""The inbox processor: turns accepted request bodies into stored events and profiles.
+
+Safe to run on many workers at once: PostgreSQL hands each its own inbox rows (SKIP LOCKED), and
+everything is idempotent: events are unique per (workspace, messageId) and identity links are
+upserts, so an entry processed twice (a crash between commit and delete cannot happen, but a
+retried job can) stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from storeloop.identity.schemas import Observation
+from storeloop.identity.service import resolve
+from storeloop.ingestion.body import InvalidBody, parse_json, read_envelope
+from storeloop.ingestion.service import BATCH_SOURCE, fallback_message_id
+from storeloop.ingestion.validation import InvalidEvent, Limits, NormalizedEvent, normalize_message
+from storeloop.kit.crypto import DecryptionError, row_aad
+from storeloop.kit.ids import new_id
+from storeloop.kit.timeutil import as_utc
+from storeloop.models import Event, InboxEntry, QuarantinedEvent, Workspace
+from storeloop.workspaces.keyring import Keyring
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+
+
+class InboxProcessor:
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        keyring: Keyring,
+        limits: Limits,
+        *,
+        batch_size: int = 64,
+    ) -> None:
+        self.session_factory = session_factory
+        self.keyring = keyring
+        self.limits = limits
+        self.batch_size = batch_size
+
+    def process_once(self) -> int:
+        """Process up to ``batch_size`` inbox entries in one transaction; returns how many."""
+        with self.session_factory() as session:
+            entries = self._claim(session)
+            if not entries:
+                session.rollback()
+                return 0
+            try:
+                self._process(session, entries)
+                session.commit()
+                return len(entries)
+            except Exception:
+                session.rollback()
+                logger.exception(
+                    "processing %d inbox entries failed; retrying one by one", len(entries)
+                )
+        return self._process_one_by_one([entry.id for entry in entries])
+
+    def drain(self) -> int:
+        total = 0
+        while processed := self.process_once():
+            total += processed
+        return total
+
+    def run(self, stop: threading.Event, idle_seconds: float = 0.05) -> None:
+        while not stop.is_set():
+            try:
+                processed = self.process_once()
+            except Exception:
+                logger.exception("inbox processor iteration failed")
+                processed = 0
+            if not processed:
+                stop.wait(idle_seconds)
+
+    def _claim(self, session: Session, ids: Sequence[uuid.UUID] | None = None) -> list[InboxEntry]:
+        query = select(InboxEntry).order_by(InboxEntry.id).limit(self.batch_size)
+        if ids is not None:
+            query = query.where(InboxEntry.id.in_(ids))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return list(session.scalars(query))
+
+    def _process_one_by_one(self, ids: Sequence[uuid.UUID]) -> int:
+        done = 0
+        for entry_id in ids:
+            with self.session_factory() as session:
+                entries = self._claim(session, [entry_id])
+                if not entries:
+                    continue
+                try:
+                    self._process(session, entries)
+                    session.commit()
+                    done += 1
+                    continue
+                except Exception:
+                    session.rollback()
+                    logger.exception("inbox entry %s failed", entry_id)
+            self._record_failure(entry_id)
+        return done
+
+    def _record_failure(self, entry_id: uuid.UUID) -> None:
+        with self.session_factory() as session:
+            entry = session.get(InboxEntry, entry_id)
+            if entry is None:
+                return
+            entry.attempts += 1
+            if entry.attempts >= MAX_ATTEMPTS:
+                self._quarantine_entry(
+                    session, entry, "processing_failed", "could not be processed"
+                )
+            session.commit()
+
+    def _quarantine_entry(
+        self, session: Session, entry: InboxEntry, reason: str, detail: str
+    ) -> None:
+        """Move an entry that cannot be processed into the quarantine, body still sealed."""
+        cipher = self.keyring.cipher(entry.workspace_id)
+        quarantine_id = new_id()
+        try:
+            body = cipher.open(entry.body_sealed, row_aad("inbox", entry.id, "body"))
+        except DecryptionError:
+            body = b""
+            reason = "undecryptable"
+        session.add(
+            QuarantinedEvent(
+                id=quarantine_id,
+                workspace_id=entry.workspace_id,
+                source=entry.source,
+                received_at=entry.received_at,
+                reason=reason,
+                detail=detail,
+                payload_sealed=cipher.seal(body, row_aad("quarantine", quarantine_id, "payload")),
+                status="open",
+            )
+        )
+        session.execute(delete(InboxEntry).where(InboxEntry.id == entry.id))
+
+    def _normalize_entry(self, entry: InboxEntry, body: bytes) -> list[NormalizedEvent]:
+        envelope = read_envelope(parse_json(body), is_batch=entry.source == BATCH_SOURCE)
+        forced_type = None if entry.source == BATCH_SOURCE else entry.source
+        received_at = as_utc(entry.received_at)
+        events = []
+        for index, raw in enumerate(envelope.messages):
+            try:
+                events.append(
+                    normalize_message(
+                        raw,
+                        received_at=received_at,
+                        fallback_message_id=fallback_message_id(entry.id, index),
+                        limits=self.limits,
+                        forced_type=forced_type,
+                        batch_sent_at=envelope.sent_at,
+                    )
+                )
+            except InvalidEvent:
+                # Quarantined when the request was accepted.
+                continue
+        return events
+
+    def _process(self, session: Session, entries: Sequence[InboxEntry]) -> None:
+        by_workspace: dict[uuid.UUID, dict[str, NormalizedEvent]] = defaultdict(dict)
+        for entry in entries:
+            cipher = self.keyring.cipher(entry.workspace_id)
+            try:
+                body = cipher.open(entry.body_sealed, row_aad("inbox", entry.id, "body"))
+                events = self._normalize_entry(entry, body)
+            except (DecryptionError, InvalidBody) as exc:
+                self._quarantine_entry(session, entry, "unprocessable", str(exc)[:1000])
+                continue
+            bucket = by_workspace[entry.workspace_id]
+            for event in events:
+                bucket.setdefault(event.message_id, event)
+        for workspace_id, events_by_id in by_workspace.items():
+            self._store(session, workspace_id, list(events_by_id.values()))
+        session.execute(delete(InboxEntry).where(InboxEntry.id.in_([e.id for e in entries])))
+
+    def _store(
+        self, session: Session, workspace_id: uuid.UUID, events: list[NormalizedEvent]
+    ) -> None:
+        if not events:
+            return
+        cipher = self.keyring.cipher(workspace_id)
+        region = session.scalar(
+            select(Workspace.default_phone_region).where(Workspace.id == workspace_id)
+        )
+        profiles = resolve(
+            session,
+            workspace_id,
+            cipher,
+            [_observation(event) for event in events],
+            default_phone_region=region,
+        )
+        rows: list[dict[str, Any]] = []
+        for event in events:
+            event_id = new_id()
+            rows.append(
+                {
+                    "id": event_id,
+                    "workspace_id": workspace_id,
+                    "message_id": event.message_id,
+                    "type": event.type,
+                    "event": event.event,
+                    "anonymous_id": event.anonymous_id,
+                    "user_id": event.user_id,
+                    "profile_id": profiles.get(event.message_id),
+                    "timestamp": event.timestamp,
+                    "original_timestamp": event.original_timestamp,
+                    "sent_at": event.sent_at,
+                    "received_at": event.received_at,
+                    "payload_sealed": cipher.seal(
+                        orjson.dumps(event.document), row_aad("events", event_id, "payload")
+                    ),
+                    "order_id": event.order_id,
+                    "revenue": event.revenue,
+                    "currency": event.currency,
+                }
+            )
+        dialect = session.get_bind().dialect.name
+        insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert_fn(Event).on_conflict_do_nothing(
+            index_elements=["workspace_id", "message_id"]
+        )
+        session.execute(statement, rows)
+
+
+def _observation(event: NormalizedEvent) -> Observation:
+    return Observation(
+        message_id=event.message_id,
+        type=event.type,
+        timestamp=event.timestamp,
+        anonymous_id=event.anonymous_id,
+        user_id=event.user_id,
+        previous_id=event.previous_id,
+        traits=event.traits,
+    )
+
+
+def pending_count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(InboxEntry)) or 0)

@@ -1,0 +1,141 @@
+"""The quarantine: refused events kept with their raw payload, listed, and replayed after a fix."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from sqlalchemy.orm import Session
+
+from storeloop.ingestion.repository import QuarantineRepository
+from storeloop.ingestion.schemas import QuarantineItem, QuarantinePage, ReplayResult
+from storeloop.ingestion.service import BATCH_SOURCE, SINGLE_SOURCES, fallback_message_id
+from storeloop.ingestion.validation import InvalidEvent, Limits, normalize_message
+from storeloop.kit.crypto import WorkspaceCipher, row_aad
+from storeloop.kit.errors import Conflict, NotFound, StoreloopError
+from storeloop.kit.ids import new_id
+from storeloop.kit.timeutil import as_utc, utcnow
+from storeloop.models import InboxEntry, QuarantinedEvent
+
+
+class ReplayRejected(StoreloopError):
+    status_code = 422
+    code = "replay_invalid"
+
+
+def _payload(cipher: WorkspaceCipher, item: QuarantinedEvent) -> Any:
+    raw = cipher.open(item.payload_sealed, row_aad("quarantine", item.id, "payload"))
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        # An unreadable body is shown as text, with undecodable bytes replaced.
+        return raw.decode("utf-8", "replace")
+
+
+def _to_schema(cipher: WorkspaceCipher, item: QuarantinedEvent) -> QuarantineItem:
+    return QuarantineItem(
+        id=item.id,
+        source=item.source,
+        received_at=as_utc(item.received_at),
+        batch_index=item.batch_index,
+        message_id=item.message_id,
+        reason=item.reason,
+        field=item.field,
+        detail=item.detail,
+        status=item.status,
+        resolved_at=as_utc(item.resolved_at) if item.resolved_at else None,
+        payload=_payload(cipher, item),
+    )
+
+
+def list_page(
+    session: Session,
+    workspace_id: uuid.UUID,
+    cipher: WorkspaceCipher,
+    status: str,
+    limit: int,
+    cursor: uuid.UUID | None,
+) -> QuarantinePage:
+    rows = QuarantineRepository(session, workspace_id).page(
+        None if status == "all" else status, limit + 1, cursor
+    )
+    items = [_to_schema(cipher, row) for row in rows[:limit]]
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    return QuarantinePage(items=items, next_cursor=next_cursor)
+
+
+def _get_open(session: Session, workspace_id: uuid.UUID, item_id: uuid.UUID) -> QuarantinedEvent:
+    item = QuarantineRepository(session, workspace_id).get(item_id)
+    if item is None:
+        raise NotFound(f"no quarantined event {item_id} in this workspace", field="item_id")
+    return item
+
+
+def get_item(
+    session: Session, workspace_id: uuid.UUID, cipher: WorkspaceCipher, item_id: uuid.UUID
+) -> QuarantineItem:
+    return _to_schema(cipher, _get_open(session, workspace_id, item_id))
+
+
+def discard(
+    session: Session, workspace_id: uuid.UUID, cipher: WorkspaceCipher, item_id: uuid.UUID
+) -> QuarantineItem:
+    item = _get_open(session, workspace_id, item_id)
+    if item.status != "open":
+        raise Conflict(f"this event is already {item.status}", field="status")
+    item.status = "discarded"
+    item.resolved_at = utcnow()
+    session.flush()
+    return _to_schema(cipher, item)
+
+
+def replay(
+    session: Session,
+    workspace_id: uuid.UUID,
+    cipher: WorkspaceCipher,
+    item_id: uuid.UUID,
+    corrected: dict[str, Any] | None,
+    limits: Limits,
+) -> ReplayResult:
+    """Validate the (corrected) event again and, if it passes now, queue it like a new request.
+
+    The original receive time is kept, so clock-skew correction and ordering are as they would
+    have been had the event been valid when it arrived.
+    """
+    item = _get_open(session, workspace_id, item_id)
+    if item.status != "open":
+        raise Conflict(f"this event is already {item.status}", field="status")
+    message = corrected if corrected is not None else _payload(cipher, item)
+    source = item.source if item.source in SINGLE_SOURCES else BATCH_SOURCE
+    inbox_id = new_id()
+    received_at = as_utc(item.received_at)
+    try:
+        normalize_message(
+            message,
+            received_at=received_at,
+            fallback_message_id=fallback_message_id(inbox_id, 0),
+            limits=limits,
+            forced_type=None if source == BATCH_SOURCE else source,
+        )
+    except InvalidEvent as exc:
+        rejection = exc.rejection
+        raise ReplayRejected(
+            f"the event is still invalid: {rejection.message}",
+            field=rejection.field,
+            reason=rejection.code,
+        ) from None
+    body = orjson.dumps({"batch": [message]} if source == BATCH_SOURCE else message)
+    QuarantineRepository(session, workspace_id).add_inbox_entry(
+        InboxEntry(
+            id=inbox_id,
+            source=source,
+            received_at=received_at,
+            body_sealed=cipher.seal(body, row_aad("inbox", inbox_id, "body")),
+            attempts=0,
+        )
+    )
+    item.status = "replayed"
+    item.resolved_at = utcnow()
+    session.flush()
+    return ReplayResult(item=_to_schema(cipher, item), inbox_id=inbox_id)

@@ -1,0 +1,296 @@
+"""Accepting tracking requests: authenticate, validate, seal, and write durably before answering."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from limits import RateLimitItem, parse_many
+from limits.storage import storage_from_string
+from limits.strategies import SlidingWindowCounterRateLimiter
+from sqlalchemy.orm import Session, sessionmaker
+
+from storeloop.ingestion.body import Envelope, InvalidBody, decompress, parse_json, read_envelope
+from storeloop.ingestion.validation import (
+    InvalidEvent,
+    Limits,
+    Rejection,
+    normalize_message,
+)
+from storeloop.ingestion.writer import GroupCommitWriter
+from storeloop.kit.crypto import row_aad
+from storeloop.kit.errors import Forbidden, RateLimited, StoreloopError, Unauthorized
+from storeloop.kit.ids import new_id
+from storeloop.kit.timeutil import utcnow
+from storeloop.workspaces.keyring import Keyring
+from storeloop.workspaces.service import KeyAuthenticator, KeyIdentity, KeyKind
+
+BATCH_SOURCE = "batch"
+SINGLE_SOURCES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
+
+
+class StorageUnavailable(StoreloopError):
+    status_code = 503
+    code = "storage_unavailable"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
+@dataclass(slots=True)
+class RejectedEvent:
+    index: int
+    message_id: str | None
+    rejection: Rejection
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"index": self.index, "code": self.rejection.code}
+        if self.rejection.field is not None:
+            body["field"] = self.rejection.field
+        body["message"] = self.rejection.message
+        if self.message_id is not None:
+            body["messageId"] = self.message_id
+        return body
+
+
+@dataclass(slots=True)
+class AcceptResult:
+    accepted: int
+    rejected: list[RejectedEvent] = field(default_factory=list)
+
+
+def fallback_message_id(inbox_id: uuid.UUID, index: int) -> str:
+    """The id of a message sent without one: derived, so request and worker agree on it."""
+    return f"sl-{inbox_id.hex}-{index}"
+
+
+def write_key_from_authorization(header: str | None) -> str | None:
+    """Segment sends the write key as the HTTP Basic username with an empty password."""
+    if not header:
+        return None
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return credentials.strip() or None
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username, _, _password = decoded.partition(":")
+    return username or None
+
+
+def _message_id_of(raw: Any) -> str | None:
+    if isinstance(raw, dict):
+        value = raw.get("messageId")
+        if isinstance(value, str) and len(value) <= 255 and "\x00" not in value:
+            return value
+    return None
+
+
+class WriteKeyRateLimiter:
+    """Events per write key, sliding window; Redis-backed when configured so it spans processes."""
+
+    def __init__(self, spec: str, storage_uri: str | None = None) -> None:
+        self._items: list[RateLimitItem] = parse_many(spec)
+        self._limiter = SlidingWindowCounterRateLimiter(
+            storage_from_string(storage_uri or "memory://")
+        )
+
+    def check(self, key_id: uuid.UUID, cost: int) -> None:
+        ident = key_id.hex
+        for item in self._items:
+            if not self._limiter.hit(item, ident, cost=max(cost, 1)):
+                stats = self._limiter.get_window_stats(item, ident)
+                retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+                raise RateLimited(
+                    f"write key over its rate limit of {item}; retry after {retry_after}s",
+                    retry_after=retry_after,
+                )
+
+
+class IngestionService:
+    def __init__(
+        self,
+        *,
+        session_factory: sessionmaker[Session],
+        keyring: Keyring,
+        authenticator: KeyAuthenticator,
+        writer: GroupCommitWriter,
+        rate_limiter: WriteKeyRateLimiter,
+        limits: Limits,
+        max_body_bytes: int,
+    ) -> None:
+        self.session_factory = session_factory
+        self.keyring = keyring
+        self.authenticator = authenticator
+        self.writer = writer
+        self.rate_limiter = rate_limiter
+        self.limits = limits
+        self.max_body_bytes = max_body_bytes
+
+    def authenticate(self, presented: str | None) -> KeyIdentity:
+        if not presented:
+            raise Unauthorized(
+                "a write key is required: HTTP Basic username, or writeKey in the body",
+                field="writeKey",
+            )
+        with self.session_factory() as session:
+            identity = self.authenticator.authenticate(session, presented)
+        if identity is None:
+            raise Unauthorized("unknown or revoked write key", field="writeKey")
+        if identity.kind is not KeyKind.WRITE:
+            raise Forbidden(
+                "a secret key cannot be used for tracking; use the workspace's write key",
+                field="writeKey",
+            )
+        return identity
+
+    def decode(
+        self, body: bytes, content_encoding: str | None, *, is_batch: bool
+    ) -> tuple[bytes, Envelope]:
+        """The decompressed body and its messages."""
+        data = decompress(body, content_encoding, self.max_body_bytes)
+        return data, read_envelope(parse_json(data), is_batch=is_batch)
+
+    def validate(
+        self,
+        envelope: Envelope,
+        *,
+        source: str,
+        inbox_id: uuid.UUID,
+        received_at: datetime,
+    ) -> list[RejectedEvent]:
+        forced_type = None if source == BATCH_SOURCE else source
+        rejected: list[RejectedEvent] = []
+        for index, raw in enumerate(envelope.messages):
+            try:
+                normalize_message(
+                    raw,
+                    received_at=received_at,
+                    fallback_message_id=fallback_message_id(inbox_id, index),
+                    limits=self.limits,
+                    forced_type=forced_type,
+                    batch_sent_at=envelope.sent_at,
+                    path=f"batch[{index}]" if envelope.is_batch else "",
+                )
+            except InvalidEvent as exc:
+                rejected.append(RejectedEvent(index, _message_id_of(raw), exc.rejection))
+        return rejected
+
+    async def accept(
+        self,
+        *,
+        source: str,
+        body: bytes,
+        content_encoding: str | None,
+        authorization: str | None,
+    ) -> AcceptResult:
+        received_at = utcnow()
+        header_key = write_key_from_authorization(authorization)
+        identity: KeyIdentity | None = None
+        if header_key is not None:
+            identity = self.authenticate(header_key)
+        is_batch = source == BATCH_SOURCE
+        try:
+            data, envelope = self.decode(body, content_encoding, is_batch=is_batch)
+        except InvalidBody as exc:
+            if identity is not None:
+                await self._quarantine_body(identity, source, body, received_at, exc)
+            raise
+        if identity is None:
+            identity = self.authenticate(envelope.write_key)
+        self.rate_limiter.check(identity.key_id, len(envelope.messages))
+
+        inbox_id = new_id()
+        rejected = self.validate(
+            envelope, source=source, inbox_id=inbox_id, received_at=received_at
+        )
+        accepted = len(envelope.messages) - len(rejected)
+        cipher = self.keyring.cipher(identity.workspace_id)
+        inbox_rows: list[dict[str, Any]] = []
+        if accepted:
+            inbox_rows.append(
+                {
+                    "id": inbox_id,
+                    "workspace_id": identity.workspace_id,
+                    "source": source,
+                    "received_at": received_at,
+                    "body_sealed": cipher.seal(data, row_aad("inbox", inbox_id, "body")),
+                    "attempts": 0,
+                }
+            )
+        quarantine_rows = []
+        for item in rejected:
+            quarantine_id = new_id()
+            raw = envelope.messages[item.index]
+            quarantine_rows.append(
+                {
+                    "id": quarantine_id,
+                    "workspace_id": identity.workspace_id,
+                    "source": source,
+                    "received_at": received_at,
+                    "batch_index": item.index if envelope.is_batch else None,
+                    "message_id": item.message_id,
+                    "reason": item.rejection.code,
+                    "field": item.rejection.field,
+                    "detail": item.rejection.message[:1000],
+                    "payload_sealed": cipher.seal(
+                        _dump_raw(raw), row_aad("quarantine", quarantine_id, "payload")
+                    ),
+                    "status": "open",
+                }
+            )
+        if inbox_rows or quarantine_rows:
+            await self._write(inbox_rows, quarantine_rows)
+        return AcceptResult(accepted, rejected)
+
+    async def _write(
+        self, inbox_rows: list[dict[str, Any]], quarantine_rows: list[dict[str, Any]]
+    ) -> None:
+        try:
+            await asyncio.wrap_future(self.writer.submit(inbox_rows, quarantine_rows))
+        except Exception as exc:
+            raise StorageUnavailable("the events could not be stored; retry") from exc
+
+    async def _quarantine_body(
+        self,
+        identity: KeyIdentity,
+        source: str,
+        body: bytes,
+        received_at: datetime,
+        error: InvalidBody,
+    ) -> None:
+        """Keep an unreadable body (bad JSON, bad UTF-8) so the sender's bug can be examined."""
+        cipher = self.keyring.cipher(identity.workspace_id)
+        quarantine_id = new_id()
+        row = {
+            "id": quarantine_id,
+            "workspace_id": identity.workspace_id,
+            "source": source,
+            "received_at": received_at,
+            "batch_index": None,
+            "message_id": None,
+            "reason": error.code,
+            "field": error.field,
+            "detail": error.message[:1000],
+            "payload_sealed": cipher.seal(body, row_aad("quarantine", quarantine_id, "payload")),
+            "status": "open",
+        }
+        await self._write([], [row])
+
+
+def _dump_raw(raw: Any) -> bytes:
+    try:
+        return orjson.dumps(raw)
+    except (TypeError, orjson.JSONEncodeError):
+        return orjson.dumps(repr(raw))

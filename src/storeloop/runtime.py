@@ -1,0 +1,81 @@
+"""The process's long-lived parts (engine, keyring, writer, processor), built once from Settings."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from storeloop.config import Settings
+from storeloop.db import create_db_engine, make_session_factory
+from storeloop.ingestion.processor import InboxProcessor
+from storeloop.ingestion.service import IngestionService, WriteKeyRateLimiter
+from storeloop.ingestion.validation import Limits
+from storeloop.ingestion.writer import GroupCommitWriter
+from storeloop.workspaces.keyring import Keyring
+from storeloop.workspaces.service import KeyAuthenticator
+
+logger = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = create_db_engine(settings.resolved_database_url)
+        self.session_factory = make_session_factory(self.engine)
+        self.keyring = Keyring(settings.master_key_bytes(), self.session_factory)
+        self.authenticator = KeyAuthenticator()
+        self.limits = Limits(
+            max_event_bytes=settings.max_event_bytes,
+            max_json_depth=settings.max_json_depth,
+            max_age=timedelta(days=settings.max_event_age_days),
+            max_future=timedelta(hours=settings.max_event_future_hours),
+        )
+        self.writer = GroupCommitWriter(
+            self.engine,
+            max_items=settings.group_commit_max_items,
+            max_wait_ms=settings.group_commit_max_wait_ms,
+        )
+        self.ingestion = IngestionService(
+            session_factory=self.session_factory,
+            keyring=self.keyring,
+            authenticator=self.authenticator,
+            writer=self.writer,
+            rate_limiter=WriteKeyRateLimiter(settings.rate_limit, _redis_limits_uri(settings)),
+            limits=self.limits,
+            max_body_bytes=settings.max_batch_bytes,
+        )
+        self.processor = InboxProcessor(self.session_factory, self.keyring, self.limits)
+        self._processor_stop = threading.Event()
+        self._processor_thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.writer.start()
+        if self.settings.inprocess_worker:
+            self._processor_stop.clear()
+            self._processor_thread = threading.Thread(
+                target=self.processor.run,
+                args=(self._processor_stop,),
+                name="storeloop-inbox-processor",
+                daemon=True,
+            )
+            self._processor_thread.start()
+
+    def stop(self) -> None:
+        """Commit what was accepted, stop the processor; the inbox keeps anything unprocessed."""
+        self.writer.stop()
+        if self._processor_thread is not None:
+            self._processor_stop.set()
+            self._processor_thread.join(30)
+            self._processor_thread = None
+
+    def close(self) -> None:
+        self.stop()
+        self.engine.dispose()
+
+
+def _redis_limits_uri(settings: Settings) -> str | None:
+    if not settings.redis_url:
+        return None
+    # limits names its Redis storage scheme "redis://"; TLS is "rediss://".
+    return settings.redis_url

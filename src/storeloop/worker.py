@@ -1,0 +1,29 @@
+"""The background worker: processes the ingestion inbox until stopped (SIGINT/SIGTERM)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from storeloop.config import Settings
+from storeloop.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings) -> None:
+    runtime = Runtime(settings)
+    stop = threading.Event()
+
+    def _stop(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    logger.info("worker started")
+    try:
+        runtime.processor.run(stop)
+    finally:
+        runtime.engine.dispose()
+        logger.info("worker stopped")

@@ -1,0 +1,1 @@
+"""Workspaces (stores), staff users and roles, API keys, and each workspace's encryption keys."""

@@ -1,0 +1,82 @@
+"""Every query of the workspaces domain. Key and membership queries are scoped to a workspace."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from storeloop.models import ApiKey, Membership, User, Workspace
+
+
+class WorkspaceRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, workspace_id: uuid.UUID) -> Workspace | None:
+        return self.session.get(Workspace, workspace_id)
+
+    def by_slug(self, slug: str) -> Workspace | None:
+        return self.session.scalar(select(Workspace).where(Workspace.slug == slug))
+
+    def all(self) -> Sequence[Workspace]:
+        return self.session.scalars(select(Workspace).order_by(Workspace.created_at)).all()
+
+    def add(self, workspace: Workspace) -> None:
+        self.session.add(workspace)
+        self.session.flush()
+
+
+class ApiKeyRepository:
+    def __init__(self, session: Session, workspace_id: uuid.UUID) -> None:
+        self.session = session
+        self.workspace_id = workspace_id
+
+    def list(self, *, include_revoked: bool = False) -> Sequence[ApiKey]:
+        query = select(ApiKey).where(ApiKey.workspace_id == self.workspace_id)
+        if not include_revoked:
+            query = query.where(ApiKey.revoked_at.is_(None))
+        return self.session.scalars(query.order_by(ApiKey.created_at, ApiKey.id)).all()
+
+    def get(self, key_id: uuid.UUID) -> ApiKey | None:
+        return self.session.scalar(
+            select(ApiKey).where(ApiKey.workspace_id == self.workspace_id, ApiKey.id == key_id)
+        )
+
+    def add(self, key: ApiKey) -> None:
+        key.workspace_id = self.workspace_id
+        self.session.add(key)
+        self.session.flush()
+
+
+def find_active_key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
+    """The one unscoped key query: authentication is what tells us the workspace."""
+    return session.scalar(
+        select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+    )
+
+
+def touch_key(session: Session, key_id: uuid.UUID, when: datetime) -> None:
+    session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when))
+
+
+class UserRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def by_email_index(self, email_index: str) -> User | None:
+        return self.session.scalar(select(User).where(User.email_index == email_index))
+
+    def add(self, user: User) -> None:
+        self.session.add(user)
+        self.session.flush()
+
+    def membership(self, workspace_id: uuid.UUID, user_id: uuid.UUID) -> Membership | None:
+        return self.session.get(Membership, (workspace_id, user_id))
+
+    def add_membership(self, membership: Membership) -> None:
+        self.session.add(membership)
+        self.session.flush()

@@ -1,0 +1,80 @@
+"""Tenancy: one workspace's keys can neither read nor write another's data, on every route."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from storeloop.app import create_app
+from storeloop.runtime import Runtime
+from tests.factories.events import track
+from tests.factories.queries import event_count
+from tests.factories.workspaces import WorkspaceKeys
+
+
+def _management_routes(runtime: Runtime) -> list[tuple[str, str]]:
+    app = create_app(runtime=runtime)
+    routes = []
+    for route in app.routes:
+        path = getattr(route, "path", "")
+        for method in sorted(getattr(route, "methods", ()) or ()):
+            if path.startswith("/api/") and method not in ("HEAD", "OPTIONS"):
+                routes.append((method, path))
+    return routes
+
+
+def test_every_management_route_requires_a_secret_key(client: TestClient, runtime: Runtime, workspace: WorkspaceKeys) -> None:
+    routes = _management_routes(runtime)
+    assert len(routes) >= 9
+    for method, path in routes:
+        concrete = path.replace("{item_id}", "0196a000-0000-7000-8000-000000000000").replace(
+            "{key_id}", "0196a000-0000-7000-8000-000000000000"
+        ).replace("{profile_id}", "0196a000-0000-7000-8000-000000000000")
+        anonymous = client.request(method, concrete)
+        assert anonymous.status_code == 401, (method, path)
+        with_write_key = client.request(method, concrete, headers={"Authorization": f"Bearer {workspace.write_key}"})
+        assert with_write_key.status_code == 403, (method, path)
+        assert with_write_key.json()["error"]["code"] == "forbidden"
+
+
+def test_keys_of_one_workspace_cannot_touch_another(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys, other_workspace: WorkspaceKeys
+) -> None:
+    a, b = workspace, other_workspace
+    # B's data: a key, a quarantined event, an event.
+    b_keys = client.get("/api/v1/keys", headers=b.bearer).json()["items"]
+    b_key_id = b_keys[0]["id"]
+    client.post("/v1/track", json=track(event=None), headers=b.basic_auth)
+    b_quarantine_id = client.get("/api/v1/quarantine", headers=b.bearer).json()["items"][0]["id"]
+    client.post("/v1/track", json=track(), headers=b.basic_auth)
+    runtime.processor.drain()
+
+    assert client.get("/api/v1/workspace", headers=a.bearer).json()["id"] == str(a.id)
+    assert client.delete(f"/api/v1/keys/{b_key_id}", headers=a.bearer).status_code == 404
+    assert client.get(f"/api/v1/quarantine/{b_quarantine_id}", headers=a.bearer).status_code == 404
+    assert client.post(f"/api/v1/quarantine/{b_quarantine_id}/replay", headers=a.bearer).status_code == 404
+    assert client.post(f"/api/v1/quarantine/{b_quarantine_id}/discard", headers=a.bearer).status_code == 404
+    assert client.get("/api/v1/quarantine", headers=a.bearer).json()["items"] == []
+    assert {k["id"] for k in client.get("/api/v1/keys", headers=a.bearer).json()["items"]}.isdisjoint({b_key_id})
+    # B's key is untouched, B's event stayed B's, and A's write key only ever writes to A.
+    assert client.get("/api/v1/keys", headers=b.bearer).json()["items"][0]["revoked_at"] is None
+    client.post("/v1/track", json={**track(), "writeKey": a.write_key}, headers=b.basic_auth)
+    runtime.processor.drain()
+    assert event_count(runtime, b.id) == 2
+    assert event_count(runtime, a.id) == 0
+
+
+@pytest.mark.parametrize("kind", ["write", "secret"])
+def test_revoked_keys_stop_working(client: TestClient, workspace: WorkspaceKeys, kind: str) -> None:
+    created = client.post("/api/v1/keys", json={"kind": kind, "name": "temp"}, headers=workspace.bearer)
+    assert created.status_code == 201
+    body = created.json()
+    assert body["key"].startswith("slw_" if kind == "write" else "sls_")
+    assert body["prefix"] == body["key"][:12]
+    revoked = client.delete(f"/api/v1/keys/{body['id']}", headers=workspace.bearer)
+    assert revoked.status_code == 200
+    if kind == "write":
+        response = client.post("/v1/track", json={**track(), "writeKey": body["key"]})
+    else:
+        response = client.get("/api/v1/keys", headers={"Authorization": f"Bearer {body['key']}"})
+    assert response.status_code == 401
