@@ -75,7 +75,9 @@ def drop_postgres_database(admin_url: str, name: str) -> None:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A database of each backend, schema built by running the migrations."""
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("sqlite") / "storeloop.db"

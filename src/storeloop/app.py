@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from storeloop import __version__
 from storeloop.config import Settings, get_settings
+from storeloop.identity.endpoints import router as profiles_router
 from storeloop.ingestion.endpoints import router as ingestion_router
 from storeloop.kit.errors import StoreloopError, error_body
 from storeloop.runtime import Runtime
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     _install_error_handlers(app)
     app.include_router(ingestion_router)
     app.include_router(workspaces_router)
+    app.include_router(profiles_router)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -39,7 +39,7 @@ key_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(user_app, name="user")
 app.add_typer(key_app, name="key")
-console = Console()
+console = Console(soft_wrap=True)
 errors = Console(stderr=True)
 
 

@@ -25,14 +25,11 @@ def track(event: str = "Product Viewed", **fields: Any) -> dict[str, Any]:
 
 
 def order_completed(order_id: str = "1001", total: float = 59.8, **fields: Any) -> dict[str, Any]:
-    return track(
-        "Order Completed",
-        properties={
-            "order_id": order_id,
-            "total": total,
-            "revenue": total,
-            "currency": "EUR",
-            "products": [{"product_id": "sku-1", "sku": "sku-1", "price": 29.9, "quantity": 2}],
-        },
-        **fields,
-    )
+    properties = {
+        "order_id": order_id,
+        "total": total,
+        "revenue": total,
+        "currency": "EUR",
+        "products": [{"product_id": "sku-1", "sku": "sku-1", "price": 29.9, "quantity": 2}],
+    }
+    return track("Order Completed", **{"properties": properties, **fields})

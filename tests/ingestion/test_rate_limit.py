@@ -20,13 +20,17 @@ def test_write_key_over_its_limit_gets_429(database_url: str, tmp_path: Path) ->
     try:
         limited, other = make_workspace(runtime), make_workspace(runtime)
         with TestClient(create_app(runtime=runtime)) as client:
-            ok = client.post("/v1/batch", json={"batch": [track() for _ in range(5)]}, headers=limited.basic_auth)
+            ok = client.post(
+                "/v1/batch", json={"batch": [track() for _ in range(5)]}, headers=limited.basic_auth
+            )
             assert ok.status_code == 200
             refused = client.post("/v1/track", json=track(), headers=limited.basic_auth)
             assert refused.status_code == 429
             assert refused.json()["error"]["code"] == "rate_limited"
             assert 1 <= int(refused.headers["Retry-After"]) <= 60
-            assert client.post("/v1/track", json=track(), headers=other.basic_auth).status_code == 200
+            assert (
+                client.post("/v1/track", json=track(), headers=other.basic_auth).status_code == 200
+            )
         runtime.processor.drain()
         assert event_count(runtime, limited.id) == 5
         assert event_count(runtime, other.id) == 1

@@ -18,7 +18,9 @@ def post_batch(client: TestClient, ws: WorkspaceKeys, batch: list[dict], **kwarg
     return client.post("/v1/batch", json={"batch": batch}, headers=ws.basic_auth, **kwargs)
 
 
-def test_batch_is_stored_once_per_message_id(client: TestClient, runtime: Runtime, workspace: WorkspaceKeys) -> None:
+def test_batch_is_stored_once_per_message_id(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
     batch = [track(), track("Product Added"), order_completed()]
     first = post_batch(client, workspace, batch)
     assert first.status_code == 200
@@ -31,7 +33,9 @@ def test_batch_is_stored_once_per_message_id(client: TestClient, runtime: Runtim
     assert message_ids(runtime, workspace.id) == sorted(m["messageId"] for m in batch)
 
 
-def test_single_endpoints_and_write_key_in_body(client: TestClient, runtime: Runtime, workspace: WorkspaceKeys) -> None:
+def test_single_endpoints_and_write_key_in_body(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
     calls = {
         "/v1/track": {"event": "Signed Up", "userId": "u1"},
         "/v1/identify": {"userId": "u1", "traits": {"plan": "pro"}},
@@ -48,12 +52,18 @@ def test_single_endpoints_and_write_key_in_body(client: TestClient, runtime: Run
     assert event_count(runtime, workspace.id) == 6
 
 
-def test_gzip_body_is_accepted(client: TestClient, runtime: Runtime, workspace: WorkspaceKeys) -> None:
+def test_gzip_body_is_accepted(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
     body = gzip.compress(orjson.dumps({"batch": [track(), track()]}))
     response = client.post(
         "/v1/batch",
         content=body,
-        headers={**workspace.basic_auth, "Content-Encoding": "gzip", "Content-Type": "application/json"},
+        headers={
+            **workspace.basic_auth,
+            "Content-Encoding": "gzip",
+            "Content-Type": "application/json",
+        },
     )
     assert response.status_code == 200
     assert response.json()["accepted"] == 2
@@ -61,7 +71,9 @@ def test_gzip_body_is_accepted(client: TestClient, runtime: Runtime, workspace: 
     assert event_count(runtime, workspace.id) == 2
 
 
-def test_invalid_events_are_quarantined_and_valid_ones_kept(client: TestClient, runtime: Runtime, workspace: WorkspaceKeys) -> None:
+def test_invalid_events_are_quarantined_and_valid_ones_kept(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
     good = track()
     batch = [
         good,
@@ -96,7 +108,9 @@ def test_invalid_events_are_quarantined_and_valid_ones_kept(client: TestClient, 
     ]
 
 
-def test_quarantine_is_listed_and_replayed_after_a_fix(client: TestClient, runtime: Runtime, workspace: WorkspaceKeys) -> None:
+def test_quarantine_is_listed_and_replayed_after_a_fix(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
     bad = order_completed(properties={"total": 10})  # no order_id
     response = client.post("/v1/track", json=bad, headers=workspace.basic_auth)
     assert response.status_code == 400
@@ -116,7 +130,9 @@ def test_quarantine_is_listed_and_replayed_after_a_fix(client: TestClient, runti
 
     fixed = {**bad, "properties": {"order_id": "A-1", "total": 10, "currency": "EUR"}}
     replayed = client.post(
-        f"/api/v1/quarantine/{items[0]['id']}/replay", json={"payload": fixed}, headers=workspace.bearer
+        f"/api/v1/quarantine/{items[0]['id']}/replay",
+        json={"payload": fixed},
+        headers=workspace.bearer,
     )
     assert replayed.status_code == 200
     assert replayed.json()["item"]["status"] == "replayed"
@@ -155,7 +171,9 @@ def test_gzip_bomb_is_refused(client: TestClient, workspace: WorkspaceKeys) -> N
     assert response.json()["error"]["code"] == "body_too_large"
 
 
-def test_oversized_event_and_nesting_bomb_in_a_batch(client: TestClient, runtime: Runtime, workspace: WorkspaceKeys) -> None:
+def test_oversized_event_and_nesting_bomb_in_a_batch(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
     deep: dict = {}
     cursor = deep
     for _ in range(40):
@@ -169,14 +187,18 @@ def test_oversized_event_and_nesting_bomb_in_a_batch(client: TestClient, runtime
         ("event_too_large", "batch[1]"),
         ("too_deep", "batch[2]"),
     ]
-    single = client.post("/v1/track", json=track(properties={"blob": "y" * 33_000}), headers=workspace.basic_auth)
+    single = client.post(
+        "/v1/track", json=track(properties={"blob": "y" * 33_000}), headers=workspace.basic_auth
+    )
     assert single.status_code == 413
     assert single.json()["error"]["code"] == "event_too_large"
     runtime.processor.drain()
     assert message_ids(runtime, workspace.id) == [good["messageId"]]
 
 
-def test_all_invalid_batch_is_a_400_and_quarantined(client: TestClient, runtime: Runtime, workspace: WorkspaceKeys) -> None:
+def test_all_invalid_batch_is_a_400_and_quarantined(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
     response = post_batch(client, workspace, [track(event=None), track(userId={"a": 1})])
     assert response.status_code == 400
     error = response.json()["error"]
@@ -200,7 +222,9 @@ def test_write_key_errors(client: TestClient, runtime: Runtime, workspace: Works
     assert event_count(runtime, workspace.id) == 0
 
 
-def test_clock_skew_is_corrected(client: TestClient, runtime: Runtime, workspace: WorkspaceKeys) -> None:
+def test_clock_skew_is_corrected(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
     # The device clock runs 2 hours fast: its timestamp and sentAt are both 2h ahead.
     device_now = datetime.now(UTC) + timedelta(hours=2)
     message = track(timestamp=(device_now - timedelta(minutes=5)).isoformat())

@@ -13,26 +13,32 @@ from tests.factories.workspaces import WorkspaceKeys
 
 
 def _management_routes(runtime: Runtime) -> list[tuple[str, str]]:
-    app = create_app(runtime=runtime)
-    routes = []
-    for route in app.routes:
-        path = getattr(route, "path", "")
-        for method in sorted(getattr(route, "methods", ()) or ()):
-            if path.startswith("/api/") and method not in ("HEAD", "OPTIONS"):
-                routes.append((method, path))
-    return routes
+    """Every operation of the management API, as the OpenAPI document lists them."""
+    paths = create_app(runtime=runtime).openapi()["paths"]
+    return [
+        (method.upper(), path)
+        for path, operations in paths.items()
+        if path.startswith("/api/")
+        for method in operations
+    ]
 
 
-def test_every_management_route_requires_a_secret_key(client: TestClient, runtime: Runtime, workspace: WorkspaceKeys) -> None:
+def test_every_management_route_requires_a_secret_key(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
     routes = _management_routes(runtime)
     assert len(routes) >= 9
     for method, path in routes:
-        concrete = path.replace("{item_id}", "0196a000-0000-7000-8000-000000000000").replace(
-            "{key_id}", "0196a000-0000-7000-8000-000000000000"
-        ).replace("{profile_id}", "0196a000-0000-7000-8000-000000000000")
+        concrete = (
+            path.replace("{item_id}", "0196a000-0000-7000-8000-000000000000")
+            .replace("{key_id}", "0196a000-0000-7000-8000-000000000000")
+            .replace("{profile_id}", "0196a000-0000-7000-8000-000000000000")
+        )
         anonymous = client.request(method, concrete)
         assert anonymous.status_code == 401, (method, path)
-        with_write_key = client.request(method, concrete, headers={"Authorization": f"Bearer {workspace.write_key}"})
+        with_write_key = client.request(
+            method, concrete, headers={"Authorization": f"Bearer {workspace.write_key}"}
+        )
         assert with_write_key.status_code == 403, (method, path)
         assert with_write_key.json()["error"]["code"] == "forbidden"
 
@@ -52,10 +58,18 @@ def test_keys_of_one_workspace_cannot_touch_another(
     assert client.get("/api/v1/workspace", headers=a.bearer).json()["id"] == str(a.id)
     assert client.delete(f"/api/v1/keys/{b_key_id}", headers=a.bearer).status_code == 404
     assert client.get(f"/api/v1/quarantine/{b_quarantine_id}", headers=a.bearer).status_code == 404
-    assert client.post(f"/api/v1/quarantine/{b_quarantine_id}/replay", headers=a.bearer).status_code == 404
-    assert client.post(f"/api/v1/quarantine/{b_quarantine_id}/discard", headers=a.bearer).status_code == 404
+    assert (
+        client.post(f"/api/v1/quarantine/{b_quarantine_id}/replay", headers=a.bearer).status_code
+        == 404
+    )
+    assert (
+        client.post(f"/api/v1/quarantine/{b_quarantine_id}/discard", headers=a.bearer).status_code
+        == 404
+    )
     assert client.get("/api/v1/quarantine", headers=a.bearer).json()["items"] == []
-    assert {k["id"] for k in client.get("/api/v1/keys", headers=a.bearer).json()["items"]}.isdisjoint({b_key_id})
+    assert {
+        k["id"] for k in client.get("/api/v1/keys", headers=a.bearer).json()["items"]
+    }.isdisjoint({b_key_id})
     # B's key is untouched, B's event stayed B's, and A's write key only ever writes to A.
     assert client.get("/api/v1/keys", headers=b.bearer).json()["items"][0]["revoked_at"] is None
     client.post("/v1/track", json={**track(), "writeKey": a.write_key}, headers=b.basic_auth)
@@ -66,7 +80,9 @@ def test_keys_of_one_workspace_cannot_touch_another(
 
 @pytest.mark.parametrize("kind", ["write", "secret"])
 def test_revoked_keys_stop_working(client: TestClient, workspace: WorkspaceKeys, kind: str) -> None:
-    created = client.post("/api/v1/keys", json={"kind": kind, "name": "temp"}, headers=workspace.bearer)
+    created = client.post(
+        "/api/v1/keys", json={"kind": kind, "name": "temp"}, headers=workspace.bearer
+    )
     assert created.status_code == 201
     body = created.json()
     assert body["key"].startswith("slw_" if kind == "write" else "sls_")

@@ -63,7 +63,7 @@ def parse_json(data: bytes) -> Any:
             raise InvalidBody(
                 "invalid_utf8", f"the body is not valid UTF-8 at byte {utf8_error.start}"
             ) from None
-        if "recursion" in str(exc):
+        if "depth limit" in str(exc) or "recursion" in str(exc):
             raise InvalidBody("too_deep", "the body nests too deeply") from None
         if "surrogate" in str(exc) or "UTF-8" in str(exc):
             raise InvalidBody("invalid_utf8", f"the body is not valid UTF-8: {exc}") from None

@@ -26,7 +26,7 @@ router = APIRouter(prefix="/api/v1", tags=["workspace"])
 def _key_out(key: ApiKey) -> ApiKeyOut:
     return ApiKeyOut(
         id=key.id,
-        kind=key.kind,  # type: ignore[arg-type]
+        kind=key.kind,
         name=key.name,
         prefix=key.prefix,
         created_at=as_utc(key.created_at),

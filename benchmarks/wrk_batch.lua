@@ -1,0 +1,78 @@
+-- wrk script of the ingestion benchmark: POSTs pre-built bodies in rotation, counts non-2xx.
+-- Environment: BENCH_BODIES (file, one JSON body per line), BENCH_PATH, BENCH_AUTH (header).
+-- done() prints one line "BENCH_RESULT {json}" that benchmarks/wrk.py reads.
+
+local bodies_path = os.getenv("BENCH_BODIES")
+local path = os.getenv("BENCH_PATH") or "/v1/batch"
+local auth = os.getenv("BENCH_AUTH") or ""
+
+local threads = {}
+local next_id = 0
+
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+  table.insert(threads, thread)
+end
+
+local requests = {}
+local position = 1
+non2xx = 0
+first_error = ""
+
+function init(args)
+  local file = assert(io.open(bodies_path, "rb"))
+  for line in file:lines() do
+    if #line > 0 then
+      local headers = {["Content-Type"] = "application/json"}
+      if auth ~= "" then
+        headers["Authorization"] = auth
+      end
+      requests[#requests + 1] = wrk.format("POST", path, headers, line)
+    end
+  end
+  file:close()
+  -- Threads start at different places in the pool.
+  position = (id * 97) % #requests + 1
+end
+
+function request()
+  local r = requests[position]
+  position = position % #requests + 1
+  return r
+end
+
+function response(status, headers, body)
+  if status < 200 or status > 299 then
+    non2xx = non2xx + 1
+    if first_error == "" then
+      first_error = status .. " " .. string.sub(body or "", 1, 400)
+    end
+  end
+end
+
+function done(summary, latency, requests)
+  local failed = 0
+  local sample = ""
+  for _, thread in ipairs(threads) do
+    failed = failed + thread:get("non2xx")
+    local message = thread:get("first_error")
+    if sample == "" and message ~= nil then
+      sample = message
+    end
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_RESULT {"requests":%d,"duration_us":%d,"bytes":%d,"non2xx":%d,' ..
+    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+    '"latency_us":{"min":%d,"mean":%.1f,"stdev":%.1f,"max":%d,' ..
+    '"p50":%d,"p75":%d,"p90":%d,"p99":%d,"p999":%d}}\n',
+    summary.requests, summary.duration, summary.bytes, failed,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency.min, latency.mean, latency.stdev, latency.max,
+    latency:percentile(50), latency:percentile(75), latency:percentile(90),
+    latency:percentile(99), latency:percentile(99.9)))
+  if sample ~= "" then
+    io.write("BENCH_FIRST_ERROR " .. string.gsub(sample, "\n", " ") .. "\n")
+  end
+end

@@ -1,0 +1,1 @@
+"""Identity resolution: anonymous ids, user ids, emails and phones folded into customer profiles."""
