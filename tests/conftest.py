@@ -30,6 +30,8 @@ from tests.factories.workspaces import WorkspaceKeys, make_workspace
 
 POSTGRES_URL = os.environ.get("STORELOOP_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("STORELOOP_REQUIRE_POSTGRES") == "1"
+REDIS_URL = os.environ.get("STORELOOP_TEST_REDIS_URL")
+REQUIRE_REDIS = os.environ.get("STORELOOP_REQUIRE_REDIS") == "1"
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 MASTER_KEY = generate_key()
 SECRET_KEY = generate_key()
@@ -46,6 +48,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             engine.dispose()
         except Exception as exc:
             pytest.exit(f"PostgreSQL at STORELOOP_TEST_POSTGRES_URL is unreachable: {exc}", 1)
+    if REQUIRE_REDIS and not REDIS_URL:
+        pytest.exit("STORELOOP_REQUIRE_REDIS=1 but STORELOOP_TEST_REDIS_URL is not set", 1)
+    if REDIS_URL:
+        import redis
+
+        try:
+            redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+        except Exception as exc:
+            pytest.exit(f"Redis at STORELOOP_TEST_REDIS_URL is unreachable: {exc}", 1)
 
 
 @pytest.fixture(scope="session")
