@@ -130,6 +130,9 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
     runtime = Runtime(settings)
     runtime.start()
     yield runtime
+    # The database is shared by the session: leave no inbox rows for the next test to process.
+    runtime.writer.stop()
+    runtime.processor.drain()
     runtime.close()
 
 

@@ -11,6 +11,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -65,6 +66,13 @@ def _install_error_handlers(app: FastAPI) -> None:
             },
         )
 
+    @app.exception_handler(Exception)
+    async def unexpected_error(_request: Request, exc: Exception) -> Response:
+        # The traceback goes to the server log; the client gets the same JSON shape as any error,
+        # without internals.
+        logger.error("unhandled %s while serving a request", type(exc).__name__)
+        return _json(500, {"error": {"code": "internal_error", "message": "internal server error"}})
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
         codes = {404: "not_found", 405: "method_not_allowed"}
@@ -117,6 +125,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = FastAPI(title="storeloop", version=__version__, lifespan=lifespan)
     app.state.runtime = runtime if runtime is not None else Runtime(settings or get_settings())
     _install_error_handlers(app)
+    # Browsers send tracking calls from the store's own pages (other origins); API keys travel in
+    # headers, never cookies, so credentials stay off.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_headers=["*"],
+        max_age=86400,
+    )
     app.include_router(ingestion_router)
     app.include_router(workspaces_router)
     app.include_router(profiles_router)

@@ -35,6 +35,7 @@ class Runtime:
             self.engine,
             max_items=settings.group_commit_max_items,
             max_wait_ms=settings.group_commit_max_wait_ms,
+            housekeeping=self.authenticator.flush_usage,
         )
         self.ingestion = IngestionService(
             session_factory=self.session_factory,

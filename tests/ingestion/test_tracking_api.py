@@ -28,7 +28,8 @@ def test_batch_is_stored_once_per_message_id(
     assert inbox_count(runtime, workspace.id) == 1
     # An SDK retry of the same batch is accepted again but stored once.
     assert post_batch(client, workspace, batch).status_code == 200
-    assert runtime.processor.drain() == 2
+    assert inbox_count(runtime, workspace.id) == 2
+    runtime.processor.drain()
     assert inbox_count(runtime, workspace.id) == 0
     assert message_ids(runtime, workspace.id) == sorted(m["messageId"] for m in batch)
 
@@ -244,3 +245,16 @@ def test_clock_skew_is_corrected(
         stored = session.scalars(select(Event).where(Event.workspace_id == workspace.id)).one()
     lag = as_utc(stored.received_at) - as_utc(stored.timestamp)
     assert timedelta(minutes=4, seconds=59) <= lag <= timedelta(minutes=5, seconds=1)
+
+
+def test_browser_preflight_is_allowed(client: TestClient) -> None:
+    response = client.options(
+        "/v1/batch",
+        headers={
+            "Origin": "https://shop.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "*"

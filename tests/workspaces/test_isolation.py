@@ -94,3 +94,22 @@ def test_revoked_keys_stop_working(client: TestClient, workspace: WorkspaceKeys,
     else:
         response = client.get("/api/v1/keys", headers={"Authorization": f"Bearer {body['key']}"})
     assert response.status_code == 401
+
+
+def test_key_use_is_recorded_off_the_request_path(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
+    before = {
+        k["name"]: k["last_used_at"]
+        for k in client.get("/api/v1/keys", headers=workspace.bearer).json()["items"]
+    }
+    assert before == {"test write": None, "test secret": None}
+    assert client.post("/v1/track", json=track(), headers=workspace.basic_auth).status_code == 200
+    with runtime.engine.begin() as connection:
+        assert runtime.authenticator.flush_usage(connection) == 2
+    after = {
+        k["name"]: k["last_used_at"]
+        for k in client.get("/api/v1/keys", headers=workspace.bearer).json()["items"]
+    }
+    assert after["test write"] is not None
+    assert after["test secret"] is not None

@@ -58,16 +58,17 @@ class InboxProcessor:
             if not entries:
                 session.rollback()
                 return 0
+            entry_ids = [entry.id for entry in entries]
             try:
                 self._process(session, entries)
                 session.commit()
-                return len(entries)
+                return len(entry_ids)
             except Exception:
                 session.rollback()
                 logger.exception(
-                    "processing %d inbox entries failed; retrying one by one", len(entries)
+                    "processing %d inbox entries failed; retrying one by one", len(entry_ids)
                 )
-        return self._process_one_by_one([entry.id for entry in entries])
+        return self._process_one_by_one(entry_ids)
 
     def drain(self) -> int:
         total = 0

@@ -44,6 +44,8 @@ ECOMMERCE_EVENTS = ORDER_EVENTS | PRODUCT_EVENTS | CART_EVENTS | COUPON_EVENTS
 EVENTS_REQUIRING_ORDER_ID = frozenset(
     {"Order Completed", "Order Updated", "Order Refunded", "Order Cancelled"}
 )
+# Amounts must fit the events.revenue column, NUMERIC(18, 4).
+MAX_NUMBER_DIGITS = 14
 MONEY_FIELDS = ("total", "revenue", "subtotal", "shipping", "tax", "discount", "value", "price")
 
 
@@ -169,6 +171,14 @@ def _depth_ok(value: Any, limit: int) -> bool:
 
 
 def _number(raw: Any, path: str) -> Decimal | None:
+    value = _parse_number(raw, path)
+    # adjusted() reads the exponent without arithmetic, which would overflow on 1e999999999.
+    if value is not None and value.adjusted() >= MAX_NUMBER_DIGITS:
+        raise _fail("invalid_ecommerce_property", path, f"{path} is out of range")
+    return value
+
+
+def _parse_number(raw: Any, path: str) -> Decimal | None:
     if raw is None:
         return None
     if isinstance(raw, bool):
@@ -189,11 +199,6 @@ def _number(raw: Any, path: str) -> Decimal | None:
     raise _fail("invalid_ecommerce_property", path, f"{path} must be a number")
 
 
-def _check_money_range(value: Decimal | None, path: str) -> None:
-    if value is not None and abs(value) >= Decimal("1e14"):
-        raise _fail("invalid_ecommerce_property", path, f"{path} is out of range")
-
-
 def _currency(raw: Any, path: str) -> str | None:
     if raw is None or raw == "":
         return None
@@ -208,7 +213,7 @@ def _validate_product(product: Any, path: str) -> None:
     for key in ("product_id", "sku"):
         if key in product:
             _string_id(product[key], f"{path}.{key}", required=False)
-    _check_money_range(_number(product.get("price"), f"{path}.price"), f"{path}.price")
+    _number(product.get("price"), f"{path}.price")
     quantity = product.get("quantity")
     if quantity is not None:
         value = _number(quantity, f"{path}.quantity")
@@ -234,7 +239,6 @@ def _validate_ecommerce(normalized: NormalizedEvent, properties: dict[str, Any],
     for key in MONEY_FIELDS:
         if key in properties:
             amounts[key] = _number(properties[key], f"{props}.{key}")
-            _check_money_range(amounts[key], f"{props}.{key}")
     currency = _currency(properties.get("currency"), f"{props}.currency")
     coupon = properties.get("coupon")
     if coupon is not None and not isinstance(coupon, str):
@@ -274,17 +278,18 @@ def normalize_message(
     base = f"{path}." if path else ""
     if not isinstance(raw, dict):
         raise _fail("wrong_type", path or None, f"{path or 'the body'} must be an object")
-    if len(orjson.dumps(raw)) > limits.max_event_bytes:
-        raise _fail(
-            "event_too_large",
-            path or None,
-            f"{path or 'the event'} is larger than {limits.max_event_bytes} bytes",
-        )
     if not _depth_ok(raw, limits.max_json_depth):
         raise _fail(
             "too_deep",
             path or None,
             f"{path or 'the event'} nests deeper than {limits.max_json_depth} levels",
+        )
+    # After the depth check: orjson refuses to serialise deeper than it can parse.
+    if len(orjson.dumps(raw)) > limits.max_event_bytes:
+        raise _fail(
+            "event_too_large",
+            path or None,
+            f"{path or 'the event'} is larger than {limits.max_event_bytes} bytes",
         )
 
     if forced_type is not None:

@@ -11,11 +11,12 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Connection, Engine, insert
 
 from storeloop.models import InboxEntry, QuarantinedEvent
 
@@ -32,8 +33,21 @@ class _Pending:
 
 
 class GroupCommitWriter:
-    def __init__(self, engine: Engine, *, max_items: int = 256, max_wait_ms: float = 2.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_items: int = 256,
+        max_wait_ms: float = 2.0,
+        housekeeping: Callable[[Connection], object] | None = None,
+        housekeeping_seconds: float = 30.0,
+    ) -> None:
+        """``housekeeping`` runs on this thread every ``housekeeping_seconds`` (and at stop):
+        small bookkeeping writes that belong off the request path."""
         self._engine = engine
+        self._housekeeping = housekeeping
+        self._housekeeping_seconds = housekeeping_seconds
+        self._last_housekeeping = time.monotonic()
         self._max_items = max_items
         self._max_wait = max_wait_ms / 1000.0
         self._queue: queue.Queue[Any] = queue.Queue()
@@ -67,7 +81,11 @@ class GroupCommitWriter:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            first = self._queue.get()
+            self._maybe_housekeep()
+            try:
+                first = self._queue.get(timeout=self._housekeeping_seconds)
+            except queue.Empty:
+                continue
             if first is _STOP:
                 break
             group: list[_Pending] = [first]
@@ -98,6 +116,20 @@ class GroupCommitWriter:
                 leftovers.append(item)
         if leftovers:
             self._commit(leftovers)
+        self._maybe_housekeep(force=True)
+
+    def _maybe_housekeep(self, *, force: bool = False) -> None:
+        if self._housekeeping is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_housekeeping < self._housekeeping_seconds:
+            return
+        self._last_housekeeping = now
+        try:
+            with self._engine.begin() as connection:
+                self._housekeeping(connection)
+        except Exception:
+            logger.exception("writer housekeeping failed")
 
     def _commit(self, group: list[_Pending]) -> None:
         inbox_rows = [row for pending in group for row in pending.inbox_rows]

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from storeloop.models import ApiKey, Membership, User, Workspace
@@ -59,8 +59,15 @@ def find_active_key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
     )
 
 
-def touch_key(session: Session, key_id: uuid.UUID, when: datetime) -> None:
-    session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when))
+def record_key_usage(connection: Connection, used: dict[uuid.UUID, datetime]) -> None:
+    statement = (
+        update(ApiKey)
+        .where(ApiKey.id == bindparam("key_id"))
+        .values(last_used_at=bindparam("used_at"))
+    )
+    connection.execute(
+        statement, [{"key_id": key_id, "used_at": when} for key_id, when in used.items()]
+    )
 
 
 class UserRepository:

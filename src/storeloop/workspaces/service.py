@@ -7,8 +7,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from storeloop.kit.crypto import InstanceCipher, new_data_key, row_aad, wrap_data_key
@@ -29,6 +31,7 @@ from storeloop.workspaces.repository import (
     UserRepository,
     WorkspaceRepository,
     find_active_key_by_hash,
+    record_key_usage,
 )
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -177,12 +180,17 @@ class KeyAuthenticator:
         self._ttl = ttl_seconds
         self._cache: dict[str, tuple[float, KeyIdentity | None]] = {}
         self._lock = threading.Lock()
+        # When each key was last used; written to api_keys.last_used_at in the background
+        # (flush_usage), never on the request path.
+        self._used: dict[uuid.UUID, datetime] = {}
 
     def authenticate(self, session: Session, presented: str) -> KeyIdentity | None:
         key_hash = hash_api_key(presented)
         now = time.monotonic()
         cached = self._cache.get(key_hash)
         if cached is not None and cached[0] > now:
+            if cached[1] is not None:
+                self._used[cached[1].key_id] = utcnow()
             return cached[1]
         key = find_active_key_by_hash(session, key_hash)
         identity = (
@@ -192,7 +200,17 @@ class KeyAuthenticator:
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[key_hash] = (now + self._ttl, identity)
+        if identity is not None:
+            self._used[identity.key_id] = utcnow()
         return identity
+
+    def flush_usage(self, connection: Connection) -> int:
+        """Record when keys were last used; returns how many keys were updated."""
+        with self._lock:
+            used, self._used = self._used, {}
+        if used:
+            record_key_usage(connection, used)
+        return len(used)
 
     def forget(self) -> None:
         with self._lock:
