@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -20,7 +20,7 @@ from storeloop import __version__
 from storeloop.config import Settings, get_settings
 from storeloop.identity.endpoints import router as profiles_router
 from storeloop.ingestion.endpoints import router as ingestion_router
-from storeloop.kit.errors import StoreloopError, error_body
+from storeloop.kit.errors import StoreloopError, error_body, error_document
 from storeloop.runtime import Runtime
 from storeloop.workspaces.endpoints import router as workspaces_router
 
@@ -50,8 +50,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         field = ".".join(str(part) for part in first.get("loc", ()))
         return _json(
             422,
-            {
-                "error": {
+            error_document(
+                {
                     "code": "validation_failed",
                     "message": str(first.get("msg", "invalid request")),
                     "field": field or None,
@@ -63,7 +63,7 @@ def _install_error_handlers(app: FastAPI) -> None:
                         for e in errors
                     ],
                 }
-            },
+            ),
         )
 
     @app.exception_handler(Exception)
@@ -71,19 +71,18 @@ def _install_error_handlers(app: FastAPI) -> None:
         # The traceback goes to the server log; the client gets the same JSON shape as any error,
         # without internals.
         logger.error("unhandled %s while serving a request", type(exc).__name__)
-        return _json(500, {"error": {"code": "internal_error", "message": "internal server error"}})
+        return _json(
+            500, error_document({"code": "internal_error", "message": "internal server error"})
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
         codes = {404: "not_found", 405: "method_not_allowed"}
         return _json(
             exc.status_code,
-            {
-                "error": {
-                    "code": codes.get(exc.status_code, "http_error"),
-                    "message": str(exc.detail),
-                }
-            },
+            error_document(
+                {"code": codes.get(exc.status_code, "http_error"), "message": str(exc.detail)}
+            ),
             headers=dict(exc.headers or {}),
         )
 
@@ -150,7 +149,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         except Exception:
             logger.exception("readiness check failed")
             return _json(
-                503, {"error": {"code": "database_unavailable", "message": "database unreachable"}}
+                503,
+                error_document({"code": "database_unavailable", "message": "database unreachable"}),
             )
         return _json(200, {"status": "ready"})
 

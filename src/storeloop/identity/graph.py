@@ -29,7 +29,10 @@ Node = tuple[str, str]
 
 @dataclass(frozen=True, slots=True, order=True)
 class Edge:
-    """Two identifiers seen together; ``a < b`` always (see ``Edge.between``)."""
+    """Two identifiers seen together; ``a < b`` always (see ``Edge.between``).
+
+    The field order is the order edges are applied in: ``(seen_at, message_id, a, b)``.
+    """
 
     seen_at: datetime
     message_id: str

@@ -6,6 +6,7 @@ dialect's own ``INSERT ... ON CONFLICT`` so the same code runs on SQLite and Pos
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -21,6 +22,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    func,
     or_,
     select,
     tuple_,
@@ -57,6 +59,19 @@ def _chunks(items: Iterable[_T], size: int = _CHUNK) -> Iterator[list[_T]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def _match_nodes(
+    kind_column: ColumnElement[str], key_column: ColumnElement[str], nodes: Iterable[Node]
+) -> ColumnElement[bool]:
+    """``kind = k AND key IN (...)`` per kind: an index range scan on both databases, where a
+    row-value IN list of hundreds of pairs is slow to plan on PostgreSQL."""
+    keys_of: dict[str, list[str]] = {}
+    for kind, key in nodes:
+        keys_of.setdefault(kind, []).append(key)
+    return or_(
+        *(and_(kind_column == kind, key_column.in_(keys)) for kind, keys in sorted(keys_of.items()))
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +116,28 @@ class IdentityRepository:
         """Compare strings by code point, as Python does, whatever the database's collation."""
         return column.collate("C") if self._dialect == "postgresql" else column
 
+    @property
+    def has_concurrent_writers(self) -> bool:
+        """SQLite admits one writer at a time, and a transaction that read before another one
+        committed fails when it writes; PostgreSQL lets several run side by side."""
+        return self._dialect == "postgresql"
+
+    def lock_graph(self) -> bool:
+        """Serialise changes to this workspace's graph until the transaction ends; True when a
+        lock was taken (so rows read from now on are current).
+
+        Two workers recomputing overlapping components at once could otherwise each write a
+        partition computed without the other's edges.
+        """
+        if not self.has_concurrent_writers:
+            return False
+        digest = hashlib.blake2b(
+            b"storeloop:identity-graph:" + self.workspace_id.bytes, digest_size=8
+        )
+        key = int.from_bytes(digest.digest(), "big", signed=True)
+        self.session.execute(select(func.pg_advisory_xact_lock(key)))
+        return True
+
     # -- identifiers -----------------------------------------------------------------------
 
     def identifiers(self, nodes: Iterable[Node]) -> dict[Node, IdentifierRecord]:
@@ -110,7 +147,7 @@ class IdentityRepository:
             rows = self.session.execute(
                 select(columns.kind, columns.key, columns.profile_id, columns.first_seen_at).where(
                     columns.workspace_id == self.workspace_id,
-                    tuple_(columns.kind, columns.key).in_(chunk),
+                    _match_nodes(columns.kind, columns.key, chunk),
                 )
             )
             for kind, key, profile_id, first_seen_at in rows:
@@ -161,15 +198,19 @@ class IdentityRepository:
 
     def upsert_identifiers(self, rows: Sequence[dict[str, Any]]) -> None:
         """Rows carry kind, key, profile_id, first_seen_at and value_sealed. An existing row
-        takes the new profile_id and first_seen_at; its sealed value never changes."""
+        takes the new profile_id and the earlier first_seen_at; its sealed value never changes."""
         if not rows:
             return
         statement = self._insert(_IDENTIFIERS)
+        excluded, current = statement.excluded, _IDENTIFIERS.c
         statement = statement.on_conflict_do_update(
             index_elements=["workspace_id", "kind", "key"],
             set_={
-                "profile_id": statement.excluded.profile_id,
-                "first_seen_at": statement.excluded.first_seen_at,
+                "profile_id": excluded.profile_id,
+                "first_seen_at": case(
+                    (excluded.first_seen_at < current.first_seen_at, excluded.first_seen_at),
+                    else_=current.first_seen_at,
+                ),
             },
         )
         self.session.execute(statement, [{"workspace_id": self.workspace_id, **r} for r in rows])
@@ -182,20 +223,21 @@ class IdentityRepository:
         )
 
     def links(self, pairs: Iterable[tuple[Node, Node]]) -> dict[tuple[Node, Node], Edge]:
+        """The stored edges among ``pairs``, found through their a side (the primary key)."""
+        wanted = set(pairs)
         found: dict[tuple[Node, Node], Edge] = {}
         columns = _LINKS.c
-        for chunk in _chunks(pairs):
+        for chunk in _chunks(sorted({a for a, _b in wanted})):
             rows = self.session.execute(
                 select(_LINKS).where(
                     columns.workspace_id == self.workspace_id,
-                    tuple_(columns.a_kind, columns.a_key, columns.b_kind, columns.b_key).in_(
-                        [(a[0], a[1], b[0], b[1]) for a, b in chunk]
-                    ),
+                    _match_nodes(columns.a_kind, columns.a_key, chunk),
                 )
             )
             for row in rows:
                 edge = self._edge(row)
-                found[edge.pair] = edge
+                if edge.pair in wanted:
+                    found[edge.pair] = edge
         return found
 
     def upsert_links(self, edges: Sequence[Edge]) -> None:
@@ -246,7 +288,7 @@ class IdentityRepository:
                 rows = self.session.execute(
                     select(_LINKS).where(
                         columns.workspace_id == self.workspace_id,
-                        tuple_(kind_column, key_column).in_(chunk),
+                        _match_nodes(kind_column, key_column, chunk),
                     )
                 )
                 edges.extend(self._edge(row) for row in rows)
@@ -315,7 +357,7 @@ class IdentityRepository:
             rows = self.session.execute(
                 select(columns.node_kind, columns.node_key, columns.traits_sealed).where(
                     columns.workspace_id == self.workspace_id,
-                    tuple_(columns.node_kind, columns.node_key).in_(chunk),
+                    _match_nodes(columns.node_kind, columns.node_key, chunk),
                 )
             )
             for kind, key, sealed in rows:
@@ -417,19 +459,40 @@ class IdentityRepository:
             ],
         )
 
-    def merge_profile(self, merged: uuid.UUID, into: uuid.UUID, now: datetime) -> None:
-        """Mark ``merged`` as folded into ``into``; earlier redirects to it now point further."""
+    def merge_profiles(self, merges: Sequence[tuple[uuid.UUID, uuid.UUID]], now: datetime) -> None:
+        """Mark each (merged, into) pair: old ids keep resolving by following merged_into.
+
+        Redirects that pointed at ``merged`` are not rewritten (that needs an index on
+        merged_into); readers follow the chain instead.
+        """
+        if not merges:
+            return
         columns = _PROFILES.c
         self.session.execute(
             update(_PROFILES)
-            .where(columns.workspace_id == self.workspace_id, columns.merged_into == merged)
-            .values(merged_into=into, updated_at=now)
+            .where(columns.workspace_id == self.workspace_id, columns.id == bindparam("b_id"))
+            .values(
+                merged_into=bindparam("b_into", type_=columns.merged_into.type),
+                updated_at=bindparam("b_now", type_=columns.updated_at.type),
+            ),
+            [{"b_id": merged, "b_into": into, "b_now": now} for merged, into in merges],
         )
-        self.session.execute(
-            update(_PROFILES)
-            .where(columns.workspace_id == self.workspace_id, columns.id == merged)
-            .values(merged_into=into, updated_at=now)
-        )
+
+    def merged_among(self, profile_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of ``profile_ids`` that have been folded into another profile."""
+        merged: set[uuid.UUID] = set()
+        columns = _PROFILES.c
+        for chunk in _chunks(profile_ids):
+            merged.update(
+                self.session.scalars(
+                    select(columns.id).where(
+                        columns.workspace_id == self.workspace_id,
+                        columns.id.in_(chunk),
+                        columns.merged_into.is_not(None),
+                    )
+                )
+            )
+        return merged
 
     def profile(self, profile_id: uuid.UUID) -> Profile | None:
         return self.session.scalar(
@@ -517,12 +580,19 @@ class IdentityRepository:
             )
         ).all()
 
-    def repoint_events(self, old: uuid.UUID, new: uuid.UUID) -> None:
+    def repoint_events(self, moves: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> None:
+        """Move every event of each old profile to its new one: (old, new) pairs."""
+        if not moves:
+            return
         columns = _EVENTS.c
         self.session.execute(
             update(_EVENTS)
-            .where(columns.workspace_id == self.workspace_id, columns.profile_id == old)
-            .values(profile_id=new)
+            .where(
+                columns.workspace_id == self.workspace_id,
+                columns.profile_id == bindparam("b_old", type_=columns.profile_id.type),
+            )
+            .values(profile_id=bindparam("b_new", type_=columns.profile_id.type)),
+            [{"b_old": old, "b_new": new} for old, new in moves],
         )
 
     def repoint_events_of(

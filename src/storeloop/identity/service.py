@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -40,8 +41,9 @@ from storeloop.models import Profile
 # reusing one anonymous id would otherwise make every batch walk a huge graph).
 COMPONENT_NODE_CAP = 5_000
 MAX_PAGE_SIZE = 500
-# merged_into chains are flattened on every merge, so more than one hop means damage.
-_MAX_REDIRECTS = 16
+# An old id leads to the live profile through merged_into, one hop per later merge (a chain
+# only grows when a profile without a user id is folded again); the bound guards against damage.
+_MAX_REDIRECTS = 64
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -201,13 +203,21 @@ def resolve(
     now = utcnow()
     repository = IdentityRepository(session, workspace_id)
     batch = _derive(observations, cipher, default_phone_region)
+    # Batches that change the graph, traits or add identifiers wait for each other (on
+    # PostgreSQL); page views of known visitors, most of the traffic, never take the lock.
+    locked = repository.lock_graph() if batch.edges or batch.traits else False
     previous = repository.identifiers(batch.seen)
+    if not locked and batch.seen.keys() - previous.keys() and repository.lock_graph():
+        locked = True
+        previous = repository.identifiers(batch.seen)  # another worker may have added them
 
     changed_edges = _store_links(repository, batch)
     changed_trait_nodes = _store_traits(repository, cipher, batch, now)
 
     assignment: dict[Node, uuid.UUID] = {}
     rewritten: set[uuid.UUID] = set()
+    # New identifiers seen alone: their profile is built in memory, without reading anything.
+    singletons: dict[uuid.UUID, Node] = {}
     conflicts: list[Edge] = []
     component_pairs: list[tuple[Node, Node]] = []
     edge_first_seen: dict[Node, datetime] = {}
@@ -229,6 +239,7 @@ def resolve(
     for node in batch.seen:
         if node not in previous and node not in assignment:
             assignment[node] = graph.profile_id_for(workspace_id, [node])
+            singletons[assignment[node]] = node
             rewritten.add(assignment[node])
 
     def current(node: Node) -> uuid.UUID:
@@ -243,20 +254,21 @@ def resolve(
         batch,
         previous,
         rewritten,
+        singletons,
         now,
         default_phone_region=default_phone_region,
     )
 
-    spans: dict[uuid.UUID, tuple[datetime, datetime]] = {}
-    for node, (first, last) in batch.seen.items():
-        profile_id = current(node)
-        if profile_id in rewritten:
-            continue
-        span = spans.get(profile_id)
-        spans[profile_id] = (
-            (first, last) if span is None else (min(span[0], first), max(span[1], last))
-        )
-    repository.widen_seen([(pid, first, last, now) for pid, (first, last) in sorted(spans.items())])
+    spans = _widen_profiles(repository, batch, batch.seen.keys(), current, rewritten, now)
+    if repository.has_concurrent_writers and not locked and spans:
+        # A merge committed while this batch ran (it locks the old profile's row, so the update
+        # above waited for it): read those identifiers again. Otherwise that merge ran after
+        # this transaction commits and moves these events itself.
+        stale = repository.merged_among(spans)
+        if stale:
+            moved = [node for node in batch.seen if current(node) in stale]
+            previous.update(repository.identifiers(moved))
+            _widen_profiles(repository, batch, moved, current, rewritten, now)
     if seeds:
         # Conflicts are kept as the current state of the graph: an earlier link arriving late
         # can change which of two user ids an identifier went with.
@@ -267,6 +279,29 @@ def resolve(
         repository.add_conflicts(conflicts, now)
     session.flush()
     return {message_id: current(node) for message_id, node in batch.primary_of.items()}
+
+
+def _widen_profiles(
+    repository: IdentityRepository,
+    batch: _Batch,
+    nodes: Iterable[Node],
+    current: Callable[[Node], uuid.UUID],
+    rewritten: Collection[uuid.UUID],
+    now: datetime,
+) -> dict[uuid.UUID, tuple[datetime, datetime]]:
+    """Stretch the seen window of the (not rewritten) profiles these nodes belong to."""
+    spans: dict[uuid.UUID, tuple[datetime, datetime]] = {}
+    for node in nodes:
+        first, last = batch.seen[node]
+        profile_id = current(node)
+        if profile_id in rewritten:
+            continue
+        span = spans.get(profile_id)
+        spans[profile_id] = (
+            (first, last) if span is None else (min(span[0], first), max(span[1], last))
+        )
+    repository.widen_seen([(pid, first, last, now) for pid, (first, last) in sorted(spans.items())])
+    return spans
 
 
 def _store_links(repository: IdentityRepository, batch: _Batch) -> list[Edge]:
@@ -355,15 +390,18 @@ def _fold_vacated_profiles(
     active = set(assignment.values())
     candidates = moves.keys() - active
     vacated = candidates - repository.owning_profiles(candidates) if candidates else set()
+    merges: list[tuple[uuid.UUID, uuid.UUID]] = []
+    whole_moves: list[tuple[uuid.UUID, uuid.UUID]] = []
     for old in sorted(moves):
         targets = moves[old]
         if old in vacated:
             # The profile that took most of its identifiers inherits the old id.
             heir = min(targets, key=lambda pid: (-len(targets[pid]), str(pid)))
-            repository.merge_profile(old, heir, now)
+            merges.append((old, heir))
             if len(targets) == 1:
-                repository.repoint_events(old, heir)
+                whole_moves.append((old, heir))
                 continue
+        # Split between several profiles (a conflict changed sides): move event by event.
         for new, nodes in sorted(targets.items()):
             repository.repoint_events_of(
                 old,
@@ -371,6 +409,8 @@ def _fold_vacated_profiles(
                 user_ids=sorted(key for kind, key in nodes if kind == USER_ID),
                 anonymous_ids=sorted(key for kind, key in nodes if kind == ANONYMOUS_ID),
             )
+    repository.merge_profiles(merges, now)
+    repository.repoint_events(whole_moves)
 
 
 def _write_profiles(
@@ -379,6 +419,7 @@ def _write_profiles(
     batch: _Batch,
     previous: Mapping[Node, IdentifierRecord],
     profile_ids: set[uuid.UUID],
+    singletons: Mapping[uuid.UUID, Node],
     now: datetime,
     *,
     default_phone_region: str | None,
@@ -386,9 +427,12 @@ def _write_profiles(
     """Recompute whole profile rows (traits, personal data, seen times) from their members."""
     if not profile_ids:
         return
-    members_of = repository.identifiers_of_profiles(profile_ids)
+    members_of = repository.identifiers_of_profiles(profile_ids - singletons.keys())
     member_nodes = [record.node for records in members_of.values() for record in records]
-    sealed_sets = repository.trait_sets(member_nodes)
+    trait_sets = {
+        node: _open_traits(cipher, node, sealed)
+        for node, sealed in repository.trait_sets(member_nodes).items()
+    }
     donors_of: dict[uuid.UUID, set[uuid.UUID]] = {}
     for profile_id, records in members_of.items():
         donors = {profile_id}
@@ -398,6 +442,12 @@ def _write_profiles(
     for donors in donors_of.values():
         all_donors |= donors
     times = repository.profile_times(all_donors)
+    for profile_id, node in singletons.items():
+        # A node never seen before: no stored traits, no earlier profile, no other members.
+        members_of[profile_id] = [IdentifierRecord(node, profile_id, batch.seen[node][0])]
+        donors_of[profile_id] = set()
+        if node in batch.traits:
+            trait_sets[node] = batch.traits[node]
 
     rows: list[dict[str, Any]] = []
     for profile_id in sorted(members_of):
@@ -411,10 +461,7 @@ def _write_profiles(
 
         winners: dict[str, tuple[tuple[int, str, Node], Any]] = {}
         for record in records:
-            sealed = sealed_sets.get(record.node)
-            if sealed is None:
-                continue
-            for key, trait in _open_traits(cipher, record.node, sealed).items():
+            for key, trait in trait_sets.get(record.node, {}).items():
                 rank = (trait.micros, trait.message_id, record.node)
                 if key not in winners or rank > winners[key][0]:
                     winners[key] = (rank, trait.value)
@@ -431,10 +478,24 @@ def _write_profiles(
                 "email_index": cipher.blind_index(EMAIL, email) if email else None,
                 "phone_index": cipher.blind_index(PHONE, phone) if phone else None,
                 "personal_sealed": _seal_personal(cipher, profile_id, personal),
-                "traits": plain,
+                "traits": _storable(plain),
             }
         )
     repository.upsert_profiles(rows)
+
+
+def _storable(value: Any) -> Any:
+    """PostgreSQL's JSONB holds neither NUL characters nor NaN/Infinity; ids are refused with
+    them at ingestion, but trait values arrive unchecked. NULs become U+FFFD, such numbers null."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
 
 
 def _seal_personal(

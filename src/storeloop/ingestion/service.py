@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import math
+import reprlib
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -292,5 +293,6 @@ class IngestionService:
 def _dump_raw(raw: Any) -> bytes:
     try:
         return orjson.dumps(raw)
-    except (TypeError, orjson.JSONEncodeError):
-        return orjson.dumps(repr(raw))
+    except TypeError:
+        # Too deep or not storable as JSON: keep a bounded description rather than nothing.
+        return orjson.dumps(reprlib.repr(raw))

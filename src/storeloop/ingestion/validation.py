@@ -46,6 +46,8 @@ EVENTS_REQUIRING_ORDER_ID = frozenset(
 )
 # Amounts must fit the events.revenue column, NUMERIC(18, 4).
 MAX_NUMBER_DIGITS = 14
+MONEY_QUANTUM = Decimal("0.0001")
+MAX_MONEY = Decimal(10) ** MAX_NUMBER_DIGITS
 MONEY_FIELDS = ("total", "revenue", "subtotal", "shipping", "tax", "discount", "value", "price")
 
 
@@ -170,11 +172,18 @@ def _depth_ok(value: Any, limit: int) -> bool:
     return True
 
 
-def _number(raw: Any, path: str) -> Decimal | None:
+def _number(raw: Any, path: str, *, money: bool = True) -> Decimal | None:
     value = _parse_number(raw, path)
+    if value is None:
+        return None
     # adjusted() reads the exponent without arithmetic, which would overflow on 1e999999999.
-    if value is not None and value.adjusted() >= MAX_NUMBER_DIGITS:
+    if value.adjusted() >= MAX_NUMBER_DIGITS:
         raise _fail("invalid_ecommerce_property", path, f"{path} is out of range")
+    if money:
+        # Stored as NUMERIC(18, 4): round now, so what was acknowledged is what gets stored.
+        value = value.quantize(MONEY_QUANTUM)
+        if abs(value) >= MAX_MONEY:
+            raise _fail("invalid_ecommerce_property", path, f"{path} is out of range")
     return value
 
 
@@ -216,7 +225,7 @@ def _validate_product(product: Any, path: str) -> None:
     _number(product.get("price"), f"{path}.price")
     quantity = product.get("quantity")
     if quantity is not None:
-        value = _number(quantity, f"{path}.quantity")
+        value = _number(quantity, f"{path}.quantity", money=False)
         if value is not None and (value < 0 or value != value.to_integral_value()):
             raise _fail(
                 "invalid_ecommerce_property",
@@ -285,7 +294,17 @@ def normalize_message(
             f"{path or 'the event'} nests deeper than {limits.max_json_depth} levels",
         )
     # After the depth check: orjson refuses to serialise deeper than it can parse.
-    if len(orjson.dumps(raw)) > limits.max_event_bytes:
+    try:
+        size = len(orjson.dumps(raw))
+    except TypeError:
+        # Values Python's json reads but JSON storage cannot hold: lone surrogates, ints > 64 bits.
+        raise _fail(
+            "invalid_json",
+            path or None,
+            f"{path or 'the event'} holds a value that is not storable JSON "
+            "(a lone surrogate or an integer beyond 64 bits)",
+        ) from None
+    if size > limits.max_event_bytes:
         raise _fail(
             "event_too_large",
             path or None,

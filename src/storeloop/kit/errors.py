@@ -65,5 +65,14 @@ class RateLimited(StoreloopError):
         return {"Retry-After": str(self.retry_after)}
 
 
+def error_document(detail: dict[str, Any]) -> dict[str, Any]:
+    """The error body: ``{"error": {...}}``, with ``code`` and ``message`` repeated at the top.
+
+    The top-level copies are what Segment-style SDKs read (RudderStack's Python client looks for
+    ``code`` there and treats a body without it as a network failure to retry).
+    """
+    return {"error": detail, "code": detail["code"], "message": detail["message"]}
+
+
 def error_body(error: StoreloopError) -> bytes:
-    return orjson.dumps({"error": error.to_dict()})
+    return orjson.dumps(error_document(error.to_dict()))
