@@ -183,6 +183,7 @@ class IngestionService:
                     forced_type=forced_type,
                     batch_sent_at=envelope.sent_at,
                     path=f"batch[{index}]" if envelope.is_batch else "",
+                    build_document=False,
                 )
             except InvalidEvent as exc:
                 rejected.append(RejectedEvent(index, _message_id_of(raw), exc.rejection))

@@ -157,19 +157,29 @@ def parse_timestamp(raw: Any, path: str) -> datetime | None:
 
 
 def _depth_ok(value: Any, limit: int) -> bool:
-    """True when ``value`` nests no deeper than ``limit`` containers (iterative: no recursion)."""
+    """True when ``value`` nests no deeper than ``limit`` containers (iterative: no recursion).
+
+    Only containers go on the stack: scalars, most of an event, cost one type check each.
+    """
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
-            if depth > limit:
-                return False
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            if depth > limit:
-                return False
-            stack.extend((child, depth + 1) for child in item)
+        children = item.values() if type(item) is dict else item
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                if depth >= limit:
+                    return False
+                stack.append((child, depth + 1))
     return True
+
+
+def _too_deep(path: str, limits: Limits) -> InvalidEvent:
+    return _fail(
+        "too_deep",
+        path or None,
+        f"{path or 'the event'} nests deeper than {limits.max_json_depth} levels",
+    )
 
 
 def _number(raw: Any, path: str, *, money: bool = True) -> Decimal | None:
@@ -282,21 +292,21 @@ def normalize_message(
     forced_type: str | None = None,
     batch_sent_at: datetime | None = None,
     path: str = "",
+    build_document: bool = True,
 ) -> NormalizedEvent:
-    """Validate one message and return it normalised, or raise InvalidEvent naming the field."""
+    """Validate one message and return it normalised, or raise InvalidEvent naming the field.
+
+    ``build_document=False`` validates just as strictly but leaves ``document`` empty: the request
+    path only needs the verdict, the worker needs the document.
+    """
     base = f"{path}." if path else ""
-    if not isinstance(raw, dict):
+    if type(raw) is not dict:
         raise _fail("wrong_type", path or None, f"{path or 'the body'} must be an object")
-    if not _depth_ok(raw, limits.max_json_depth):
-        raise _fail(
-            "too_deep",
-            path or None,
-            f"{path or 'the event'} nests deeper than {limits.max_json_depth} levels",
-        )
-    # After the depth check: orjson refuses to serialise deeper than it can parse.
     try:
-        size = len(orjson.dumps(raw))
-    except TypeError:
+        encoded = orjson.dumps(raw)
+    except TypeError as exc:
+        if "ecursion" in str(exc):
+            raise _too_deep(path, limits) from None
         # Values Python's json reads but JSON storage cannot hold: lone surrogates, ints > 64 bits.
         raise _fail(
             "invalid_json",
@@ -304,7 +314,12 @@ def normalize_message(
             f"{path or 'the event'} holds a value that is not storable JSON "
             "(a lone surrogate or an integer beyond 64 bits)",
         ) from None
-    if size > limits.max_event_bytes:
+    # Nesting depth cannot exceed the number of brackets (brackets inside strings only add to
+    # the count), so the walk runs only for the rare event with many containers.
+    brackets = encoded.count(b"{") + encoded.count(b"[")
+    if brackets > limits.max_json_depth and not _depth_ok(raw, limits.max_json_depth):
+        raise _too_deep(path, limits)
+    if len(encoded) > limits.max_event_bytes:
         raise _fail(
             "event_too_large",
             path or None,
@@ -386,6 +401,8 @@ def normalize_message(
     # Only identify traits describe the person; group traits describe the group.
     if message_type == "identify":
         normalized.traits = traits
+    if not build_document:
+        return normalized
     document.update(
         {
             "messageId": normalized.message_id,
