@@ -19,6 +19,17 @@ PERSONAL_TRAITS: Final = frozenset(
         "lastName",
         "address",
         "birthday",
+        # Segment's other reserved traits that describe the person, and common spellings.
+        "age",
+        "gender",
+        "avatar",
+        "username",
+        "user_name",
+        "ip",
+        "date_of_birth",
+        "dateOfBirth",
+        "postal_code",
+        "postalCode",
     }
 )
 
