@@ -51,5 +51,6 @@ def test_normalize_phone(value: object, region: str | None, expected: str | None
 
 def test_personal_traits() -> None:
     personal = {"email", "phone", "name", "first_name", "last_name", "firstName", "lastName"}
-    assert all(is_personal_trait(key) for key in personal | {"address", "birthday"})
-    assert [key for key in ("plan", "company", "Email", "age") if is_personal_trait(key)] == []
+    more = {"address", "birthday", "age", "gender", "avatar", "username", "ip", "postal_code"}
+    assert all(is_personal_trait(key) for key in personal | more)
+    assert [key for key in ("plan", "company", "Email", "title") if is_personal_trait(key)] == []
