@@ -231,7 +231,8 @@ class InboxProcessor:
             )
         dialect = session.get_bind().dialect.name
         insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
-        statement = insert_fn(Event).on_conflict_do_nothing(
+        # The Table, not the mapped class: a Core bulk insert, no ORM unit-of-work bookkeeping.
+        statement = insert_fn(Event.__table__).on_conflict_do_nothing(
             index_elements=["workspace_id", "message_id"]
         )
         session.execute(statement, rows)
