@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     max_event_future_hours: int = 24
     rate_limit: str = Field(default="2000/second", description="per write key, `limits` syntax")
 
+    # Inbox entries per processor transaction. SQLite has one write lock, so short transactions
+    # keep group commits from queueing behind the processor; PostgreSQL takes larger ones.
+    processor_batch_size: int | None = Field(default=None, ge=1, le=1000)
+
     group_commit_max_wait_ms: float = 2.0
     group_commit_max_items: int = 256
 
@@ -72,6 +76,12 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def resolved_processor_batch_size(self) -> int:
+        if self.processor_batch_size is not None:
+            return self.processor_batch_size
+        return 4 if self.is_sqlite else 64
 
     def master_key_bytes(self) -> bytes:
         return _decode_key(self._secret("master_key"), "STORELOOP_MASTER_KEY")

@@ -46,7 +46,12 @@ class Runtime:
             limits=self.limits,
             max_body_bytes=settings.max_batch_bytes,
         )
-        self.processor = InboxProcessor(self.session_factory, self.keyring, self.limits)
+        self.processor = InboxProcessor(
+            self.session_factory,
+            self.keyring,
+            self.limits,
+            batch_size=settings.resolved_processor_batch_size,
+        )
         self._processor_stop = threading.Event()
         self._processor_thread: threading.Thread | None = None
 

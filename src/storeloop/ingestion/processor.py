@@ -13,10 +13,10 @@ import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,6 +35,7 @@ from storeloop.workspaces.keyring import Keyring
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+EVENTS_TABLE = cast(Table, Event.__table__)
 
 
 class InboxProcessor:
@@ -232,7 +233,7 @@ class InboxProcessor:
         dialect = session.get_bind().dialect.name
         insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
         # The Table, not the mapped class: a Core bulk insert, no ORM unit-of-work bookkeeping.
-        statement = insert_fn(Event.__table__).on_conflict_do_nothing(
+        statement = insert_fn(EVENTS_TABLE).on_conflict_do_nothing(
             index_elements=["workspace_id", "message_id"]
         )
         session.execute(statement, rows)
