@@ -46,6 +46,8 @@ USER_AGENTS = [
     "Chrome/124.0.6367.82 Mobile Safari/537.36 Instagram 327.0.0.42.90",
 ]
 SHOP = "https://shop.example.com"
+# analytics.js style ids; the wrk script can replace the zeros per request to make ids unique.
+MESSAGE_ID_PREFIX = "ajs-00000000-"
 
 
 @dataclass
@@ -107,7 +109,8 @@ def _product(rng: random.Random, quantity: int | None = None) -> dict[str, Any]:
 def _base(visitor: _Visitor, kind: str, low: float, high: float) -> dict[str, Any]:
     return {
         "type": kind,
-        "messageId": str(uuid.UUID(int=visitor.rng.getrandbits(128), version=4)),
+        "messageId": MESSAGE_ID_PREFIX
+        + str(uuid.UUID(int=visitor.rng.getrandbits(128), version=4)),
         "anonymousId": visitor.anonymous_id,
         "timestamp": visitor.at(low, high),
         "context": visitor.context,
@@ -219,16 +222,12 @@ def events(count: int, *, seed: int = 20240401, now: datetime | None = None) -> 
     return produced
 
 
-def batch_bodies(
-    pool: int, batch_size: int = 100, *, now: datetime | None = None
-) -> list[bytes]:
+def batch_bodies(pool: int, batch_size: int = 100, *, now: datetime | None = None) -> list[bytes]:
     """``pool`` distinct JSON bodies of ``batch_size`` events each, as /v1/batch receives them."""
     now = now or datetime.now(UTC)
     all_events = events(pool * batch_size, now=now)
     sent_at = now.isoformat()
     return [
-        orjson.dumps(
-            {"batch": all_events[start : start + batch_size], "sentAt": sent_at}
-        )
+        orjson.dumps({"batch": all_events[start : start + batch_size], "sentAt": sent_at})
         for start in range(0, len(all_events), batch_size)
     ]

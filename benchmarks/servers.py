@@ -80,7 +80,16 @@ def basic_auth(write_key: str) -> str:
 
 
 def storeloop_command(port: int, workers: int) -> list[str]:
-    return [*STORELOOP, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    return [
+        *STORELOOP,
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
 
 
 def baseline_command(port: int, workers: int) -> list[str]:

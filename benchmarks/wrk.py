@@ -62,8 +62,9 @@ def run_wrk(
     duration_s: int,
     connections: int,
     threads: int,
+    unique: bool = False,
 ) -> tuple[LoadResult, str]:
-    """Run wrk against ``url`` with the rotating-bodies script; returns the result and its output."""
+    """Run wrk on ``url`` with the rotating-bodies script; the result and wrk's own output."""
     command = [
         require_wrk(),
         f"--threads={threads}",
@@ -79,6 +80,7 @@ def run_wrk(
         "BENCH_BODIES": str(bodies_file),
         "BENCH_PATH": "/" + url.split("/", 3)[3],
         "BENCH_AUTH": authorization,
+        "BENCH_UNIQUE": "1" if unique else "0",
     }
     completed = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if completed.returncode != 0:

@@ -1,10 +1,13 @@
 -- wrk script of the ingestion benchmark: POSTs pre-built bodies in rotation, counts non-2xx.
--- Environment: BENCH_BODIES (file, one JSON body per line), BENCH_PATH, BENCH_AUTH (header).
+-- Environment: BENCH_BODIES (file, one JSON body per line), BENCH_PATH, BENCH_AUTH (header),
+-- BENCH_UNIQUE=1 to rewrite every "ajs-00000000-" messageId prefix with a per-request tag, so
+-- that no event repeats (costs the client a copy of the body per request).
 -- done() prints one line "BENCH_RESULT {json}" that benchmarks/wrk.py reads.
 
 local bodies_path = os.getenv("BENCH_BODIES")
 local path = os.getenv("BENCH_PATH") or "/v1/batch"
 local auth = os.getenv("BENCH_AUTH") or ""
+local unique = os.getenv("BENCH_UNIQUE") == "1"
 
 local threads = {}
 local next_id = 0
@@ -15,31 +18,42 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
+local headers = {["Content-Type"] = "application/json"}
+local bodies = {}
 local requests = {}
 local position = 1
+local sent = 0
 non2xx = 0
 first_error = ""
 
 function init(args)
+  if auth ~= "" then
+    headers["Authorization"] = auth
+  end
   local file = assert(io.open(bodies_path, "rb"))
   for line in file:lines() do
     if #line > 0 then
-      local headers = {["Content-Type"] = "application/json"}
-      if auth ~= "" then
-        headers["Authorization"] = auth
+      bodies[#bodies + 1] = line
+      if not unique then
+        requests[#requests + 1] = wrk.format("POST", path, headers, line)
       end
-      requests[#requests + 1] = wrk.format("POST", path, headers, line)
     end
   end
   file:close()
   -- Threads start at different places in the pool.
-  position = (id * 97) % #requests + 1
+  position = (id * 97) % #bodies + 1
 end
 
 function request()
-  local r = requests[position]
-  position = position % #requests + 1
-  return r
+  local current = position
+  position = position % #bodies + 1
+  if not unique then
+    return requests[current]
+  end
+  sent = sent + 1
+  local tag = string.format("ajs-%08x-", id * 134217728 + sent)
+  local body = string.gsub(bodies[current], "ajs%-00000000%-", tag)
+  return wrk.format("POST", path, headers, body)
 end
 
 function response(status, headers, body)
