@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -85,26 +86,33 @@ def drop_postgres_database(admin_url: str, name: str) -> None:
     engine.dispose()
 
 
+@contextmanager
+def migrated_database(backend: str, directory: Path) -> Iterator[str]:
+    """A new database of ``backend`` with the schema built by the migrations; dropped after."""
+    name = None
+    if backend == "sqlite":
+        url = f"sqlite:///{directory / 'storeloop.db'}"
+    else:
+        assert POSTGRES_URL is not None
+        url, name = create_postgres_database(POSTGRES_URL)
+    engine = create_db_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        if name is not None:
+            assert POSTGRES_URL is not None
+            drop_postgres_database(POSTGRES_URL, name)
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """A database of each backend, schema built by running the migrations."""
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("sqlite") / "storeloop.db"
-        url = f"sqlite:///{path}"
-        engine = create_db_engine(url)
-        migrate.upgrade(engine)
-        engine.dispose()
+    """A database of each backend, shared by the session."""
+    with migrated_database(request.param, tmp_path_factory.mktemp("db")) as url:
         yield url
-        return
-    assert POSTGRES_URL is not None
-    url, name = create_postgres_database(POSTGRES_URL)
-    engine = create_db_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    yield url
-    drop_postgres_database(POSTGRES_URL, name)
 
 
 def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Settings:

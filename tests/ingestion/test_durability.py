@@ -26,20 +26,16 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from storeloop import migrate
 from storeloop.config import Settings
-from storeloop.db import create_db_engine
 from storeloop.ingestion.validation import NormalizedEvent
 from storeloop.models import InboxEntry
 from storeloop.runtime import Runtime
 from tests.conftest import (
     BACKENDS,
     MASTER_KEY,
-    POSTGRES_URL,
     SECRET_KEY,
-    create_postgres_database,
-    drop_postgres_database,
     make_settings,
+    migrated_database,
 )
 from tests.factories.events import track
 from tests.factories.queries import inbox_count, message_ids, quarantine_reasons
@@ -54,19 +50,8 @@ KILL_AFTER_ACKED_BATCHES = 40
 @pytest.fixture(params=BACKENDS)
 def durable_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database of its own (the server process and the test both write to it)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'durable.db'}"
-        name = None
-    else:
-        assert POSTGRES_URL is not None
-        url, name = create_postgres_database(POSTGRES_URL)
-    engine = create_db_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    yield url
-    if name is not None:
-        assert POSTGRES_URL is not None
-        drop_postgres_database(POSTGRES_URL, name)
+    with migrated_database(request.param, tmp_path) as url:
+        yield url
 
 
 @dataclass

@@ -107,6 +107,16 @@ class IdentityRepository:
     def _dialect(self) -> str:
         return self.session.get_bind().dialect.name
 
+    def _edge_row(self, edge: Edge) -> dict[str, Any]:
+        return {
+            "workspace_id": self.workspace_id,
+            "a_kind": edge.a[0],
+            "a_key": edge.a[1],
+            "b_kind": edge.b[0],
+            "b_key": edge.b[1],
+            "message_id": edge.message_id,
+        }
+
     def _insert(self, table: Table) -> sqlite.Insert | postgresql.Insert:
         if self._dialect == "postgresql":
             return postgresql.insert(table)
@@ -261,18 +271,7 @@ class IdentityRepository:
         )
         self.session.execute(
             statement,
-            [
-                {
-                    "workspace_id": self.workspace_id,
-                    "a_kind": edge.a[0],
-                    "a_key": edge.a[1],
-                    "b_kind": edge.b[0],
-                    "b_key": edge.b[1],
-                    "seen_at": edge.seen_at,
-                    "message_id": edge.message_id,
-                }
-                for edge in edges
-            ],
+            [{**self._edge_row(edge), "seen_at": edge.seen_at} for edge in edges],
         )
 
     def links_touching(self, nodes: Collection[Node]) -> list[Edge]:
@@ -541,18 +540,7 @@ class IdentityRepository:
         )
         self.session.execute(
             statement,
-            [
-                {
-                    "workspace_id": self.workspace_id,
-                    "a_kind": edge.a[0],
-                    "a_key": edge.a[1],
-                    "b_kind": edge.b[0],
-                    "b_key": edge.b[1],
-                    "message_id": edge.message_id,
-                    "detected_at": detected_at,
-                }
-                for edge in edges
-            ],
+            [{**self._edge_row(edge), "detected_at": detected_at} for edge in edges],
         )
 
     def remove_conflicts(self, pairs: Iterable[tuple[Node, Node]]) -> None:
