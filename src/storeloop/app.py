@@ -69,8 +69,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected_error(_request: Request, exc: Exception) -> Response:
-        # The traceback goes to the server log; the client gets the same JSON shape as any error,
-        # without internals.
+        # The server logs the traceback (bound SQL parameters are hidden, see db.py); the client
+        # gets the same JSON shape as any error, without internals.
         logger.error("unhandled %s while serving a request", type(exc).__name__)
         return _json(
             500, error_document({"code": "internal_error", "message": "internal server error"})

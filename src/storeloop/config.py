@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import orjson
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,10 +29,11 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./storeloop-data")
     database_url: str | None = None
     redis_url: str | None = None
-    # base64 of 32 bytes; wraps every workspace's data key.
-    master_key: str | None = None
-    # signs dashboard sessions (later) and derives instance-level blind indexes.
-    secret_key: str | None = None
+    # base64 of 32 bytes; wraps every workspace's data key and seals staff accounts.
+    master_key: SecretStr | None = None
+    # base64 of 32 bytes; will sign dashboard sessions. Required in production from the start so
+    # deployments do not change shape when the dashboard arrives.
+    secret_key: SecretStr | None = None
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -90,9 +91,9 @@ class Settings(BaseSettings):
         return _decode_key(self._secret("secret_key"), "STORELOOP_SECRET_KEY")
 
     def _secret(self, name: str) -> str:
-        value = getattr(self, name)
-        if value:
-            return str(value)
+        value: SecretStr | None = getattr(self, name)
+        if value is not None and value.get_secret_value():
+            return value.get_secret_value()
         return _local_secrets(self.data_dir)[name]
 
 

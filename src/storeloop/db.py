@@ -29,6 +29,8 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
+    # SQL errors are logged; their bound parameters can hold ids and traits, so keep them out.
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")

@@ -53,4 +53,7 @@ def test_personal_traits() -> None:
     personal = {"email", "phone", "name", "first_name", "last_name", "firstName", "lastName"}
     more = {"address", "birthday", "age", "gender", "avatar", "username", "ip", "postal_code"}
     assert all(is_personal_trait(key) for key in personal | more)
-    assert [key for key in ("plan", "company", "Email", "title") if is_personal_trait(key)] == []
+    variants = {"Email", "e-mail", "phoneNumber", "full_name", "billing_address", "Mobile"}
+    assert all(is_personal_trait(key) for key in variants)
+    plain = ("plan", "company", "title", "lifetime_value")
+    assert [key for key in plain if is_personal_trait(key)] == []

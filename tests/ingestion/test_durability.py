@@ -24,8 +24,10 @@ from typing import Any
 import httpx2 as httpx
 import orjson
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from storeloop.app import create_app
 from storeloop.config import Settings
 from storeloop.ingestion.validation import NormalizedEvent
 from storeloop.models import InboxEntry
@@ -229,3 +231,14 @@ def test_an_entry_that_cannot_be_processed_does_not_block_the_others(
     assert inbox_count(runtime, workspace.id) == 0
     assert quarantine_reasons(runtime, workspace.id) == [("processing_failed", None)]
     assert message_ids(runtime, workspace.id) == good
+
+    # Once the cause is fixed, the set-aside body is replayed whole and stored.
+    monkeypatch.setattr(runtime.processor, "_store", store)
+    with TestClient(create_app(runtime=runtime)) as client:
+        [item] = client.get("/api/v1/quarantine", headers=workspace.bearer).json()["items"]
+        replayed = client.post(f"/api/v1/quarantine/{item['id']}/replay", headers=workspace.bearer)
+        assert replayed.status_code == 200
+        again = client.post(f"/api/v1/quarantine/{item['id']}/replay", headers=workspace.bearer)
+        assert again.status_code == 409
+    runtime.processor.drain()
+    assert message_ids(runtime, workspace.id) == sorted([*good, poison])

@@ -31,6 +31,11 @@ def test_write_key_over_its_limit_gets_429(database_url: str, tmp_path: Path) ->
             assert (
                 client.post("/v1/track", json=track(), headers=other.basic_auth).status_code == 200
             )
+            too_big = client.post(
+                "/v1/batch", json={"batch": [track() for _ in range(6)]}, headers=other.basic_auth
+            )
+            assert too_big.status_code == 413
+            assert too_big.json()["error"]["code"] == "batch_over_rate_limit"
         runtime.processor.drain()
         assert event_count(runtime, limited.id) == 5
         assert event_count(runtime, other.id) == 1

@@ -33,6 +33,13 @@ PERSONAL_TRAITS: Final = frozenset(
     }
 )
 
+_NOT_A_LETTER: Final = re.compile(r"[^a-z]")
+# Matched after lower-casing and dropping separators, so spelling variants are sealed too.
+_PERSONAL_CANONICAL: Final = frozenset(
+    {_NOT_A_LETTER.sub("", key.lower()) for key in PERSONAL_TRAITS}
+    | {"fullname", "mobile", "street", "city", "zip", "zipcode", "dob", "surname"}
+)
+_PERSONAL_PARTS: Final = ("email", "phone", "address", "birth")
 _EMAIL: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _MAX_EMAIL_LENGTH: Final = 254
 _MAX_PHONE_INPUT_LENGTH: Final = 64
@@ -70,4 +77,11 @@ def normalize_phone(value: object, default_region: str | None) -> str | None:
 
 
 def is_personal_trait(key: str) -> bool:
-    return key in PERSONAL_TRAITS
+    return _canonical(key) in _PERSONAL_CANONICAL or any(
+        part in _canonical(key) for part in _PERSONAL_PARTS
+    )
+
+
+def _canonical(key: str) -> str:
+    """``Email``, ``e-mail`` and ``E_Mail`` all read as ``email``."""
+    return _NOT_A_LETTER.sub("", key.lower())

@@ -530,7 +530,7 @@ def _decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         micros, row_id = orjson.loads(raw)
         return _EPOCH + timedelta(microseconds=int(micros)), uuid.UUID(row_id)
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+    except (OverflowError, ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
         raise ValidationFailed("not a valid cursor", field="cursor") from None
 
 

@@ -1,9 +1,9 @@
 """The inbox processor: turns accepted request bodies into stored events and profiles.
 
-Safe to run on many workers at once: PostgreSQL hands each its own inbox rows (SKIP LOCKED), and
-everything is idempotent: events are unique per (workspace, messageId) and identity links are
-upserts, so an entry processed twice (a crash between commit and delete cannot happen, but a
-retried job can) stores nothing twice.
+Safe to run on many workers at once with PostgreSQL: each claims its own inbox rows (SKIP LOCKED).
+An entry's events, profile changes and its deletion from the inbox commit in one transaction, and
+everything is idempotent besides (events are unique per workspace and messageId, identity links
+are upserts), so a replayed or re-queued body stores nothing twice. With SQLite, run one processor.
 """
 
 from __future__ import annotations

@@ -65,29 +65,46 @@ def list_page(
     return QuarantinePage(items=items, next_cursor=next_cursor)
 
 
-def _get_open(session: Session, workspace_id: uuid.UUID, item_id: uuid.UUID) -> QuarantinedEvent:
+def _get(session: Session, workspace_id: uuid.UUID, item_id: uuid.UUID) -> QuarantinedEvent:
     item = QuarantineRepository(session, workspace_id).get(item_id)
     if item is None:
         raise NotFound(f"no quarantined event {item_id} in this workspace", field="item_id")
     return item
 
 
+def _resolve(
+    session: Session, workspace_id: uuid.UUID, item_id: uuid.UUID, status: str
+) -> QuarantinedEvent:
+    """Move an open item to ``status``. The update is conditional on the item still being open,
+    so two concurrent replays cannot both queue it."""
+    item = _get(session, workspace_id, item_id)
+    if not QuarantineRepository(session, workspace_id).close_if_open(item_id, status, utcnow()):
+        session.refresh(item)
+        raise Conflict(f"this event is already {item.status}", field="status")
+    session.refresh(item)
+    return item
+
+
 def get_item(
     session: Session, workspace_id: uuid.UUID, cipher: WorkspaceCipher, item_id: uuid.UUID
 ) -> QuarantineItem:
-    return _to_schema(cipher, _get_open(session, workspace_id, item_id))
+    return _to_schema(cipher, _get(session, workspace_id, item_id))
 
 
 def discard(
     session: Session, workspace_id: uuid.UUID, cipher: WorkspaceCipher, item_id: uuid.UUID
 ) -> QuarantineItem:
-    item = _get_open(session, workspace_id, item_id)
-    if item.status != "open":
-        raise Conflict(f"this event is already {item.status}", field="status")
-    item.status = "discarded"
-    item.resolved_at = utcnow()
-    session.flush()
-    return _to_schema(cipher, item)
+    return _to_schema(cipher, _resolve(session, workspace_id, item_id, "discarded"))
+
+
+def _is_whole_body(item: QuarantinedEvent, message: Any) -> bool:
+    """A body the processor set aside whole (not one event of it): replayed as it was."""
+    return (
+        item.source == BATCH_SOURCE
+        and item.batch_index is None
+        and isinstance(message, dict)
+        and isinstance(message.get("batch"), list)
+    )
 
 
 def replay(
@@ -101,31 +118,36 @@ def replay(
     """Validate the (corrected) event again and, if it passes now, queue it like a new request.
 
     The original receive time is kept, so clock-skew correction and ordering are as they would
-    have been had the event been valid when it arrived.
+    have been had the event been valid when it arrived. A whole body the processor could not
+    handle is queued again unchanged: its events were validated when it was accepted.
     """
-    item = _get_open(session, workspace_id, item_id)
+    item = _get(session, workspace_id, item_id)
     if item.status != "open":
         raise Conflict(f"this event is already {item.status}", field="status")
     message = corrected if corrected is not None else _payload(cipher, item)
     source = item.source if item.source in SINGLE_SOURCES else BATCH_SOURCE
     inbox_id = new_id()
     received_at = as_utc(item.received_at)
-    try:
-        normalize_message(
-            message,
-            received_at=received_at,
-            fallback_message_id=fallback_message_id(inbox_id, 0),
-            limits=limits,
-            forced_type=None if source == BATCH_SOURCE else source,
-        )
-    except InvalidEvent as exc:
-        rejection = exc.rejection
-        raise ReplayRejected(
-            f"the event is still invalid: {rejection.message}",
-            field=rejection.field,
-            reason=rejection.code,
-        ) from None
-    body = orjson.dumps({"batch": [message]} if source == BATCH_SOURCE else message)
+    if _is_whole_body(item, message):
+        body = orjson.dumps(message)
+    else:
+        try:
+            normalize_message(
+                message,
+                received_at=received_at,
+                fallback_message_id=fallback_message_id(inbox_id, 0),
+                limits=limits,
+                forced_type=None if source == BATCH_SOURCE else source,
+            )
+        except InvalidEvent as exc:
+            rejection = exc.rejection
+            raise ReplayRejected(
+                f"the event is still invalid: {rejection.message}",
+                field=rejection.field,
+                reason=rejection.code,
+            ) from None
+        body = orjson.dumps({"batch": [message]} if source == BATCH_SOURCE else message)
+    item = _resolve(session, workspace_id, item_id, "replayed")
     QuarantineRepository(session, workspace_id).add_inbox_entry(
         InboxEntry(
             id=inbox_id,
@@ -135,7 +157,4 @@ def replay(
             attempts=0,
         )
     )
-    item.status = "replayed"
-    item.resolved_at = utcnow()
-    session.flush()
     return ReplayResult(item=_to_schema(cipher, item), inbox_id=inbox_id)

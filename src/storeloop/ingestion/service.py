@@ -46,6 +46,11 @@ class StorageUnavailable(StoreloopError):
         return {"Retry-After": "1"}
 
 
+class BatchOverRateLimit(StoreloopError):
+    status_code = 413
+    code = "batch_over_rate_limit"
+
+
 @dataclass(slots=True)
 class RejectedEvent:
     index: int
@@ -110,7 +115,20 @@ class WriteKeyRateLimiter:
     def check(self, key_id: uuid.UUID, cost: int) -> None:
         ident = key_id.hex
         for item in self._items:
-            if not self._limiter.hit(item, ident, cost=max(cost, 1)):
+            if cost > item.amount:
+                # Retrying could never succeed: say so instead of answering 429 forever.
+                raise BatchOverRateLimit(
+                    f"{cost} events in one request exceed the write key's limit of {item}; "
+                    "send smaller batches",
+                    field="batch",
+                )
+            try:
+                allowed = self._limiter.hit(item, ident, cost=max(cost, 1))
+            except Exception as exc:
+                raise StorageUnavailable(
+                    "the rate limiter's storage is unreachable; retry"
+                ) from exc
+            if not allowed:
                 stats = self._limiter.get_window_stats(item, ident)
                 retry_after = max(1, math.ceil(stats.reset_time - time.time()))
                 raise RateLimited(

@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,9 +52,11 @@ class GroupCommitWriter:
         self._max_wait = max_wait_ms / 1000.0
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._accepting = False
         self.groups_committed = 0
 
     def start(self) -> None:
+        self._accepting = True
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._run, name="storeloop-group-commit", daemon=True
@@ -62,17 +64,24 @@ class GroupCommitWriter:
             self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Commit everything already submitted, then stop."""
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join(timeout)
+        """Commit everything already submitted, then stop; later submissions fail at once."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._accepting = False
+        self._queue.put(_STOP)
+        thread.join(timeout)
+        if not thread.is_alive():
             self._thread = None
+            # Anything that slipped in after the final drain gets an answer rather than a hang.
+            for item in self._take_all():
+                _resolve(item.future, RuntimeError("the ingestion writer has stopped"))
 
     def submit(
         self, inbox_rows: list[dict[str, Any]], quarantine_rows: list[dict[str, Any]]
     ) -> Future[None]:
         future: Future[None] = Future()
-        if self._thread is None:
+        if self._thread is None or not self._accepting:
             future.set_exception(RuntimeError("the ingestion writer is not running"))
             return future
         self._queue.put(_Pending(inbox_rows, quarantine_rows, future))
@@ -105,15 +114,8 @@ class GroupCommitWriter:
                     break
                 group.append(item)
             self._commit(group)
-        # Drain anything submitted before stop was called.
-        leftovers: list[_Pending] = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not _STOP:
-                leftovers.append(item)
+        # Commit anything submitted before stop was called.
+        leftovers = self._take_all()
         if leftovers:
             self._commit(leftovers)
         self._maybe_housekeep(force=True)
@@ -141,10 +143,34 @@ class GroupCommitWriter:
                 if quarantine_rows:
                     connection.execute(insert(QuarantinedEvent), quarantine_rows)
         except Exception as exc:
-            logger.exception("group commit of %d requests failed", len(group))
+            logger.error("group commit of %d requests failed: %s", len(group), type(exc).__name__)
             for pending in group:
-                pending.future.set_exception(exc)
+                _resolve(pending.future, exc)
             return
         self.groups_committed += 1
         for pending in group:
-            pending.future.set_result(None)
+            _resolve(pending.future, None)
+
+    def _take_all(self) -> list[_Pending]:
+        items: list[_Pending] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return items
+            if item is not _STOP:
+                items.append(item)
+
+
+def _resolve(future: Future[None], error: BaseException | None) -> None:
+    """Answer a waiting request. Its future may have been cancelled (the client went away, a
+    timeout fired): that must never take the writer thread down with it."""
+    if future.done():
+        return
+    try:
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+    except InvalidStateError:
+        pass
