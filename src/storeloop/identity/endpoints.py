@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
 
 from storeloop.dependencies import CallerDep, KeyringDep, SessionDep
 from storeloop.identity import service
 from storeloop.identity.schemas import ProfileDetail, ProfilePage, TimelinePage
-from storeloop.models import Workspace
+from storeloop.workspaces.repository import WorkspaceRepository
 
 router = APIRouter(prefix="/api/v1/profiles", tags=["profiles"])
 
@@ -28,9 +27,7 @@ def list_profiles(
     cursor: str | None = Query(None, max_length=200),
 ) -> ProfilePage:
     """Profiles seen most recently first; filters find the one profile holding an identifier."""
-    region = session.scalar(
-        select(Workspace.default_phone_region).where(Workspace.id == caller.workspace_id)
-    )
+    region = WorkspaceRepository(session).phone_region(caller.workspace_id)
     return service.find_profiles(
         session,
         caller.workspace_id,

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,8 +29,9 @@ from storeloop.ingestion.validation import InvalidEvent, Limits, NormalizedEvent
 from storeloop.kit.crypto import DecryptionError, row_aad
 from storeloop.kit.ids import new_id
 from storeloop.kit.timeutil import as_utc
-from storeloop.models import Event, InboxEntry, QuarantinedEvent, Workspace
+from storeloop.models import Event, InboxEntry, QuarantinedEvent
 from storeloop.workspaces.keyring import Keyring
+from storeloop.workspaces.repository import WorkspaceRepository
 
 logger = logging.getLogger(__name__)
 
@@ -195,9 +196,7 @@ class InboxProcessor:
         if not events:
             return
         cipher = self.keyring.cipher(workspace_id)
-        region = session.scalar(
-            select(Workspace.default_phone_region).where(Workspace.id == workspace_id)
-        )
+        region = WorkspaceRepository(session).phone_region(workspace_id)
         profiles = resolve(
             session,
             workspace_id,
@@ -249,7 +248,3 @@ def _observation(event: NormalizedEvent) -> Observation:
         previous_id=event.previous_id,
         traits=event.traits,
     )
-
-
-def pending_count(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(InboxEntry)) or 0)

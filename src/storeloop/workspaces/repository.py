@@ -19,6 +19,12 @@ class WorkspaceRepository:
     def get(self, workspace_id: uuid.UUID) -> Workspace | None:
         return self.session.get(Workspace, workspace_id)
 
+    def phone_region(self, workspace_id: uuid.UUID) -> str | None:
+        """The region used to read phone numbers written without a country code."""
+        return self.session.scalar(
+            select(Workspace.default_phone_region).where(Workspace.id == workspace_id)
+        )
+
     def by_slug(self, slug: str) -> Workspace | None:
         return self.session.scalar(select(Workspace).where(Workspace.slug == slug))
 

@@ -179,6 +179,7 @@ class KeyAuthenticator:
     def __init__(self, ttl_seconds: float = 5.0) -> None:
         self._ttl = ttl_seconds
         self._cache: dict[str, tuple[float, KeyIdentity | None]] = {}
+        self._misses: dict[str, tuple[float, KeyIdentity | None]] = {}
         self._lock = threading.Lock()
         # When each key was last used; written to api_keys.last_used_at in the background
         # (flush_usage), never on the request path.
@@ -187,7 +188,7 @@ class KeyAuthenticator:
     def authenticate(self, session: Session, presented: str) -> KeyIdentity | None:
         key_hash = hash_api_key(presented)
         now = time.monotonic()
-        cached = self._cache.get(key_hash)
+        cached = self._cache.get(key_hash) or self._misses.get(key_hash)
         if cached is not None and cached[0] > now:
             if cached[1] is not None:
                 self._used[cached[1].key_id] = utcnow()
@@ -197,9 +198,12 @@ class KeyAuthenticator:
             KeyIdentity(key.workspace_id, key.id, KeyKind(key.kind)) if key is not None else None
         )
         with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key_hash] = (now + self._ttl, identity)
+            # Misses live in their own bounded map: a flood of made-up keys cannot evict the
+            # valid ones (at worst it costs a database look-up per made-up key).
+            target = self._cache if identity is not None else self._misses
+            if len(target) > 10_000:
+                target.clear()
+            target[key_hash] = (now + self._ttl, identity)
         if identity is not None:
             self._used[identity.key_id] = utcnow()
         return identity
@@ -215,3 +219,4 @@ class KeyAuthenticator:
     def forget(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._misses.clear()
