@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from storeloop.identity.schemas import Observation
 from storeloop.identity.service import resolve
 from storeloop.ingestion.body import InvalidBody, parse_json, read_envelope
-from storeloop.ingestion.service import BATCH_SOURCE, fallback_message_id
-from storeloop.ingestion.validation import InvalidEvent, Limits, NormalizedEvent, normalize_message
+from storeloop.ingestion.service import BATCH_SOURCE, split_messages
+from storeloop.ingestion.validation import Limits, NormalizedEvent
 from storeloop.kit.crypto import DecryptionError, row_aad
 from storeloop.kit.ids import new_id
 from storeloop.kit.timeutil import as_utc
@@ -153,24 +153,15 @@ class InboxProcessor:
 
     def _normalize_entry(self, entry: InboxEntry, body: bytes) -> list[NormalizedEvent]:
         envelope = read_envelope(parse_json(body), is_batch=entry.source == BATCH_SOURCE)
-        forced_type = None if entry.source == BATCH_SOURCE else entry.source
-        received_at = as_utc(entry.received_at)
-        events = []
-        for index, raw in enumerate(envelope.messages):
-            try:
-                events.append(
-                    normalize_message(
-                        raw,
-                        received_at=received_at,
-                        fallback_message_id=fallback_message_id(entry.id, index),
-                        limits=self.limits,
-                        forced_type=forced_type,
-                        batch_sent_at=envelope.sent_at,
-                    )
-                )
-            except InvalidEvent:
-                # Quarantined when the request was accepted.
-                continue
+        # Invalid events were quarantined when the request was accepted.
+        events, _ = split_messages(
+            envelope,
+            source=entry.source,
+            inbox_id=entry.id,
+            received_at=as_utc(entry.received_at),
+            limits=self.limits,
+            build_documents=True,
+        )
         return events
 
     def _process(self, session: Session, entries: Sequence[InboxEntry]) -> None:

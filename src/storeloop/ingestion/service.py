@@ -23,6 +23,7 @@ from storeloop.ingestion.body import Envelope, InvalidBody, decompress, parse_js
 from storeloop.ingestion.validation import (
     InvalidEvent,
     Limits,
+    NormalizedEvent,
     Rejection,
     normalize_message,
 )
@@ -76,6 +77,42 @@ class AcceptResult:
 def fallback_message_id(inbox_id: uuid.UUID, index: int) -> str:
     """The id of a message sent without one: derived, so request and worker agree on it."""
     return f"sl-{inbox_id.hex}-{index}"
+
+
+def split_messages(
+    envelope: Envelope,
+    *,
+    source: str,
+    inbox_id: uuid.UUID,
+    received_at: datetime,
+    limits: Limits,
+    build_documents: bool,
+) -> tuple[list[NormalizedEvent], list[RejectedEvent]]:
+    """The valid events and the rejections of one body.
+
+    The request calls this to answer and quarantine, the worker to store; with the same body,
+    inbox id and receive time they always agree on which events are valid.
+    """
+    forced_type = None if source == BATCH_SOURCE else source
+    events: list[NormalizedEvent] = []
+    rejected: list[RejectedEvent] = []
+    for index, raw in enumerate(envelope.messages):
+        try:
+            events.append(
+                normalize_message(
+                    raw,
+                    received_at=received_at,
+                    fallback_message_id=fallback_message_id(inbox_id, index),
+                    limits=limits,
+                    forced_type=forced_type,
+                    batch_sent_at=envelope.sent_at,
+                    path=f"batch[{index}]" if envelope.is_batch else "",
+                    build_document=build_documents,
+                )
+            )
+        except InvalidEvent as exc:
+            rejected.append(RejectedEvent(index, _message_id_of(raw), exc.rejection))
+    return events, rejected
 
 
 def write_key_from_authorization(header: str | None) -> str | None:
@@ -189,22 +226,14 @@ class IngestionService:
         inbox_id: uuid.UUID,
         received_at: datetime,
     ) -> list[RejectedEvent]:
-        forced_type = None if source == BATCH_SOURCE else source
-        rejected: list[RejectedEvent] = []
-        for index, raw in enumerate(envelope.messages):
-            try:
-                normalize_message(
-                    raw,
-                    received_at=received_at,
-                    fallback_message_id=fallback_message_id(inbox_id, index),
-                    limits=self.limits,
-                    forced_type=forced_type,
-                    batch_sent_at=envelope.sent_at,
-                    path=f"batch[{index}]" if envelope.is_batch else "",
-                    build_document=False,
-                )
-            except InvalidEvent as exc:
-                rejected.append(RejectedEvent(index, _message_id_of(raw), exc.rejection))
+        _, rejected = split_messages(
+            envelope,
+            source=source,
+            inbox_id=inbox_id,
+            received_at=received_at,
+            limits=self.limits,
+            build_documents=False,
+        )
         return rejected
 
     async def accept(
