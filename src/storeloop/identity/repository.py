@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from storeloop.identity.graph import Edge, Node
+from storeloop.kit.pagination import older_than
 from storeloop.kit.timeutil import as_utc
 from storeloop.models import Event, Identifier, IdentityConflict, IdentityLink, Profile, TraitSet
 
@@ -517,13 +518,7 @@ class IdentityRepository:
         if only is not None:
             query = query.where(Profile.id.in_(list(only)))
         if after is not None:
-            last_seen_at, profile_id = after
-            query = query.where(
-                or_(
-                    Profile.last_seen_at < last_seen_at,
-                    and_(Profile.last_seen_at == last_seen_at, Profile.id < profile_id),
-                )
-            )
+            query = query.where(older_than(Profile.last_seen_at, Profile.id, after))
         query = query.order_by(Profile.last_seen_at.desc(), Profile.id.desc()).limit(limit)
         return self.session.scalars(query).all()
 
@@ -623,12 +618,6 @@ class IdentityRepository:
             Event.workspace_id == self.workspace_id, Event.profile_id == profile_id
         )
         if before is not None:
-            timestamp, event_id = before
-            query = query.where(
-                or_(
-                    Event.timestamp < timestamp,
-                    and_(Event.timestamp == timestamp, Event.id < event_id),
-                )
-            )
+            query = query.where(older_than(Event.timestamp, Event.id, before))
         query = query.order_by(Event.timestamp.desc(), Event.id.desc()).limit(limit)
         return self.session.scalars(query).all()

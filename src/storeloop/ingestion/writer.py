@@ -53,7 +53,6 @@ class GroupCommitWriter:
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._accepting = False
-        self.groups_committed = 0
 
     def start(self) -> None:
         self._accepting = True
@@ -147,7 +146,6 @@ class GroupCommitWriter:
             for pending in group:
                 _resolve(pending.future, exc)
             return
-        self.groups_committed += 1
         for pending in group:
             _resolve(pending.future, None)
 

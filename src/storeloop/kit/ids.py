@@ -9,10 +9,3 @@ from uuid6 import uuid7 as _uuid7
 
 def new_id() -> uuid.UUID:
     return uuid.UUID(int=_uuid7().int)
-
-
-def parse_id(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except (ValueError, AttributeError, TypeError):
-        return None
