@@ -141,6 +141,7 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
     # The database is shared by the session: leave no inbox rows for the next test to process.
     runtime.writer.stop()
     runtime.processor.drain()
+    runtime.derivations.drain()
     runtime.close()
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from storeloop.config import Settings
 from storeloop.db import create_db_engine, make_session_factory
+from storeloop.derivation import DerivationRunner
 from storeloop.ingestion.processor import InboxProcessor
 from storeloop.ingestion.service import IngestionService, WriteKeyRateLimiter
 from storeloop.ingestion.validation import Limits
@@ -52,8 +53,16 @@ class Runtime:
             self.limits,
             batch_size=settings.resolved_processor_batch_size,
         )
+        # Orders and touchpoints derived from stored events; attribution of stale orders after.
+        self.derivations = DerivationRunner(
+            self.session_factory,
+            self.keyring,
+            handlers=[],
+            follow_ups=[],
+        )
         self._processor_stop = threading.Event()
         self._processor_thread: threading.Thread | None = None
+        self._derivation_thread: threading.Thread | None = None
 
     def start(self) -> None:
         self.writer.start()
@@ -66,6 +75,13 @@ class Runtime:
                 daemon=True,
             )
             self._processor_thread.start()
+            self._derivation_thread = threading.Thread(
+                target=self.derivations.run,
+                args=(self._processor_stop,),
+                name="storeloop-derivations",
+                daemon=True,
+            )
+            self._derivation_thread.start()
 
     def stop(self) -> None:
         """Commit what was accepted, stop the processor; the inbox keeps anything unprocessed."""
@@ -74,6 +90,9 @@ class Runtime:
             self._processor_stop.set()
             self._processor_thread.join(30)
             self._processor_thread = None
+        if self._derivation_thread is not None:
+            self._derivation_thread.join(30)
+            self._derivation_thread = None
 
     def close(self) -> None:
         self.stop()

@@ -1,4 +1,5 @@
-"""The background worker: processes the ingestion inbox until stopped (SIGINT/SIGTERM)."""
+"""The background worker: processes the ingestion inbox and the derivation queue until stopped
+(SIGINT/SIGTERM)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,14 @@ def run_worker(settings: Settings) -> None:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     logger.info("worker started")
+    derivations = threading.Thread(
+        target=runtime.derivations.run, args=(stop,), name="storeloop-derivations"
+    )
+    derivations.start()
     try:
         runtime.processor.run(stop)
     finally:
+        stop.set()
+        derivations.join(30)
         runtime.engine.dispose()
         logger.info("worker stopped")

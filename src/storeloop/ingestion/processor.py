@@ -24,12 +24,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from storeloop.identity.schemas import Observation
 from storeloop.identity.service import resolve
 from storeloop.ingestion.body import InvalidBody, parse_json, read_envelope
+from storeloop.ingestion.derivation import needs_derivation
 from storeloop.ingestion.service import BATCH_SOURCE, split_messages
 from storeloop.ingestion.validation import Limits, NormalizedEvent
 from storeloop.kit.crypto import DecryptionError, row_aad
 from storeloop.kit.ids import new_id
 from storeloop.kit.timeutil import as_utc
-from storeloop.models import Event, InboxEntry, QuarantinedEvent
+from storeloop.models import DerivationTask, Event, InboxEntry, QuarantinedEvent
 from storeloop.workspaces.keyring import Keyring
 from storeloop.workspaces.repository import WorkspaceRepository
 
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 EVENTS_TABLE = cast(Table, Event.__table__)
+DERIVATION_TABLE = cast(Table, DerivationTask.__table__)
 
 
 class InboxProcessor:
@@ -196,8 +198,18 @@ class InboxProcessor:
             default_phone_region=region,
         )
         rows: list[dict[str, Any]] = []
+        derivations: list[dict[str, Any]] = []
         for event in events:
             event_id = new_id()
+            if needs_derivation(event.document):
+                derivations.append(
+                    {
+                        "event_id": event_id,
+                        "workspace_id": workspace_id,
+                        "enqueued_at": event.received_at,
+                        "attempts": 0,
+                    }
+                )
             rows.append(
                 {
                     "id": event_id,
@@ -226,7 +238,15 @@ class InboxProcessor:
         statement = insert_fn(EVENTS_TABLE).on_conflict_do_nothing(
             index_elements=["workspace_id", "message_id"]
         )
-        session.execute(statement, rows)
+        if not derivations:
+            session.execute(statement, rows)
+            return
+        inserted = session.execute(statement.returning(EVENTS_TABLE.c.id), rows)
+        # A duplicate messageId inserts no event, so it queues no derivation either.
+        stored = set(inserted.scalars())
+        queued = [row for row in derivations if row["event_id"] in stored]
+        if queued:
+            session.execute(DERIVATION_TABLE.insert(), queued)
 
 
 def _observation(event: NormalizedEvent) -> Observation:

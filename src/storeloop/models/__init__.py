@@ -1,7 +1,9 @@
 """All ORM models, in one place so that domains never import each other to reach a table."""
 
+from storeloop.models.attribution import AttributionCredit, StoreSettings, Touchpoint
 from storeloop.models.base import Base
-from storeloop.models.events import Event, InboxEntry, QuarantinedEvent
+from storeloop.models.commerce import Order, OrderLine, Refund, WebhookDelivery
+from storeloop.models.events import DerivationTask, Event, InboxEntry, QuarantinedEvent
 from storeloop.models.identity import (
     Identifier,
     IdentityConflict,
@@ -9,20 +11,44 @@ from storeloop.models.identity import (
     Profile,
     TraitSet,
 )
+from storeloop.models.marketing import (
+    Campaign,
+    CampaignInfluencer,
+    Click,
+    DiscountCode,
+    Influencer,
+    Link,
+    Post,
+)
 from storeloop.models.workspaces import ApiKey, Membership, User, Workspace
 
 __all__ = [
     "ApiKey",
+    "AttributionCredit",
     "Base",
+    "Campaign",
+    "CampaignInfluencer",
+    "Click",
+    "DerivationTask",
+    "DiscountCode",
     "Event",
     "Identifier",
     "IdentityConflict",
     "IdentityLink",
     "InboxEntry",
+    "Influencer",
+    "Link",
     "Membership",
+    "Order",
+    "OrderLine",
+    "Post",
     "Profile",
     "QuarantinedEvent",
+    "Refund",
+    "StoreSettings",
+    "Touchpoint",
     "TraitSet",
     "User",
+    "WebhookDelivery",
     "Workspace",
 ]

@@ -33,6 +33,8 @@ class Base(DeclarativeBase):
         datetime: UtcDateTime,
         uuid.UUID: Uuid(),
         dict[str, Any]: JsonDocument,
+        list[str]: JsonDocument,
+        list[dict[str, Any]]: JsonDocument,
         bytes: Blob,
     }
 

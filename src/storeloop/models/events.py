@@ -73,3 +73,18 @@ class QuarantinedEvent(Base):
     payload_sealed: Mapped[bytes]
     status: Mapped[str] = mapped_column(String(12), default="open")
     resolved_at: Mapped[datetime | None]
+
+
+class DerivationTask(Base):
+    """A stored event that later domains derive from (orders, touchpoints), waiting its turn.
+
+    Written in the same transaction as the event, so nothing is missed; deleted once derived.
+    """
+
+    __tablename__ = "derivation_queue"
+    __table_args__ = (Index("ix_derivation_queue_workspace", "workspace_id"),)
+
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    workspace_id: Mapped[uuid.UUID]
+    enqueued_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0)

@@ -1,0 +1,69 @@
+"""Which stored events later domains derive data from: orders and marketing touchpoints.
+
+The processor queues these in the same transaction as the event (models.DerivationTask), so
+the order and attribution pipelines see every one of them exactly when it is stored. Most page
+views (internal navigation) carry no marketing signal and are not queued.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from storeloop.ingestion.validation import COUPON_EVENTS, ORDER_EVENTS
+
+# Query parameters that mark a landing from a campaign or an ad platform.
+MARKETING_PARAMETERS = (
+    "utm_",
+    "sl_click",
+    "gclid",
+    "gbraid",
+    "wbraid",
+    "fbclid",
+    "ttclid",
+    "msclkid",
+    "li_fat_id",
+    "twclid",
+    "epik",
+    "sccid",
+)
+
+
+def needs_derivation(document: dict[str, Any]) -> bool:
+    message_type = document.get("type")
+    if message_type == "track":
+        name = document.get("event")
+        if name in ORDER_EVENTS or name in COUPON_EVENTS:
+            return True
+    if message_type not in ("page", "screen", "track"):
+        return False
+    context = document.get("context")
+    if not isinstance(context, dict):
+        return False
+    if context.get("campaign") or context.get("storeloop"):
+        return True
+    page = context.get("page")
+    if not isinstance(page, dict):
+        return False
+    url = page.get("url")
+    search = page.get("search")
+    for text in (url, search):
+        if isinstance(text, str) and _has_marketing_parameter(text):
+            return True
+    referrer = page.get("referrer")
+    if isinstance(referrer, str) and referrer:
+        return _host(referrer) != _host(url) if isinstance(url, str) else True
+    return False
+
+
+def _has_marketing_parameter(text: str) -> bool:
+    query = text.split("?", 1)[1] if "?" in text else text
+    return any(parameter in query for parameter in MARKETING_PARAMETERS)
+
+
+def _host(url: str) -> str:
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+    return host.removeprefix("www.")
