@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from storeloop import __version__
 from storeloop.config import Settings, get_settings
+from storeloop.dashboard import install_dashboard
 from storeloop.identity.endpoints import router as profiles_router
 from storeloop.ingestion.endpoints import router as ingestion_router
 from storeloop.kit.errors import StoreloopError, error_body, error_document
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(ingestion_router)
     app.include_router(workspaces_router)
     app.include_router(profiles_router)
+    install_dashboard(app)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     def master_key_bytes(self) -> bytes:
         return _decode_key(self._secret("master_key"), "STORELOOP_MASTER_KEY")
 
+    def secret_key_bytes(self) -> bytes:
+        """The key that signs dashboard session tokens and CSRF tokens."""
+        return _decode_key(self._secret("secret_key"), "STORELOOP_SECRET_KEY")
+
     def _secret(self, name: str) -> str:
         value: SecretStr | None = getattr(self, name)
         if value is not None and value.get_secret_value():

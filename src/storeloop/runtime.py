@@ -15,6 +15,7 @@ from storeloop.ingestion.validation import Limits
 from storeloop.ingestion.writer import GroupCommitWriter
 from storeloop.workspaces.keyring import Keyring
 from storeloop.workspaces.service import KeyAuthenticator
+from storeloop.workspaces.staff import LoginRateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,9 @@ class Runtime:
         self.session_factory = make_session_factory(self.engine)
         self.keyring = Keyring(settings.master_key_bytes(), self.session_factory)
         self.authenticator = KeyAuthenticator()
+        # Signs dashboard session and CSRF tokens (workspaces.staff).
+        self.signing_key = settings.secret_key_bytes()
+        self.login_limiter = LoginRateLimiter(_redis_limits_uri(settings))
         self.limits = Limits(
             max_event_bytes=settings.max_event_bytes,
             max_json_depth=settings.max_json_depth,

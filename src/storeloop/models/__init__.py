@@ -20,7 +20,7 @@ from storeloop.models.marketing import (
     Link,
     Post,
 )
-from storeloop.models.workspaces import ApiKey, Membership, User, Workspace
+from storeloop.models.workspaces import ApiKey, Membership, StaffSession, User, Workspace
 
 __all__ = [
     "ApiKey",
@@ -45,6 +45,7 @@ __all__ = [
     "Profile",
     "QuarantinedEvent",
     "Refund",
+    "StaffSession",
     "StoreSettings",
     "Touchpoint",
     "TraitSet",

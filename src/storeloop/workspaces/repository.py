@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from storeloop.models import ApiKey, Membership, User, Workspace
+from storeloop.models import ApiKey, Membership, StaffSession, User, Workspace
 
 
 class WorkspaceRepository:
@@ -93,3 +93,51 @@ class UserRepository:
     def add_membership(self, membership: Membership) -> None:
         self.session.add(membership)
         self.session.flush()
+
+
+class StaffSessionRepository:
+    """Dashboard sessions, looked up by the keyed hash of their token."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def first_workspace_of(
+        self, user_id: uuid.UUID, workspace_id: uuid.UUID | None = None
+    ) -> uuid.UUID | None:
+        query = select(Membership.workspace_id).where(Membership.user_id == user_id)
+        if workspace_id is not None:
+            query = query.where(Membership.workspace_id == workspace_id)
+        return self.session.scalars(query.order_by(Membership.created_at).limit(1)).first()
+
+    def add(self, staff_session: StaffSession) -> None:
+        self.session.add(staff_session)
+        self.session.flush()
+
+    def active_with_role(self, token_hash: str) -> tuple[StaffSession, str, str] | None:
+        """The unrevoked session of an active user, with the user's role in its workspace."""
+        row = self.session.execute(
+            select(StaffSession, Membership.role, Workspace.name)
+            .join(
+                Membership,
+                (Membership.user_id == StaffSession.user_id)
+                & (Membership.workspace_id == StaffSession.workspace_id),
+            )
+            .join(User, User.id == StaffSession.user_id)
+            .join(Workspace, Workspace.id == StaffSession.workspace_id)
+            .where(
+                StaffSession.token_hash == token_hash,
+                StaffSession.revoked_at.is_(None),
+                User.is_active.is_(True),
+            )
+        ).first()
+        if row is None:
+            return None
+        staff_session, role, name = row
+        return staff_session, role, name
+
+    def revoke(self, token_hash: str, moment: datetime) -> None:
+        self.session.execute(
+            update(StaffSession)
+            .where(StaffSession.token_hash == token_hash, StaffSession.revoked_at.is_(None))
+            .values(revoked_at=moment)
+        )
