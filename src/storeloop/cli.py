@@ -372,8 +372,9 @@ def demo(
                 )
                 send(base_url, stored["write_key"], events, lambda n: progress.advance(task, n))
         console.print(f"\n[bold green]storeloop is running at {base_url}[/bold green]")
-        console.print(f"  API docs:    {base_url}/docs")
+        console.print(f"  dashboard:   {base_url}/dashboard")
         console.print(f"  login:       {stored['email']} / {stored['password']}")
+        console.print(f"  API docs:    {base_url}/docs")
         console.print(f"  write key:   {stored['write_key']}")
         console.print(f"  secret key:  {stored['secret_key']}")
         console.print(
