@@ -18,12 +18,18 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from storeloop import __version__
+from storeloop.attribution.endpoints import orders_router as order_attribution_router
+from storeloop.attribution.endpoints import router as attribution_router
 from storeloop.config import Settings, get_settings
 from storeloop.dashboard import install_dashboard
 from storeloop.identity.endpoints import router as profiles_router
+from storeloop.influencers.endpoints import router as influencers_router
 from storeloop.ingestion.endpoints import router as ingestion_router
 from storeloop.kit.errors import StoreloopError, error_body, error_document
+from storeloop.orders.endpoints import router as orders_router
+from storeloop.orders.endpoints import webhooks_router as order_webhooks_router
 from storeloop.runtime import Runtime
+from storeloop.tracking.endpoints import TrackingRoutes
 from storeloop.workspaces.endpoints import router as workspaces_router
 
 logger = logging.getLogger(__name__)
@@ -135,13 +141,20 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
-        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["*"],
         max_age=86400,
     )
+    # /r/{code}, /t.js and /t/ctx: plain ASGI in front of everything (added last = outermost).
+    app.add_middleware(TrackingRoutes)
     app.include_router(ingestion_router)
     app.include_router(workspaces_router)
     app.include_router(profiles_router)
+    app.include_router(order_attribution_router)
+    app.include_router(attribution_router)
+    app.include_router(orders_router)
+    app.include_router(order_webhooks_router)
+    app.include_router(influencers_router)
     install_dashboard(app)
 
     @app.get("/healthz", tags=["operations"])

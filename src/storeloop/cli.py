@@ -10,22 +10,29 @@ import stat
 import threading
 import time
 import uuid
-from typing import Annotated
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
 
 import orjson
 import typer
 import uvicorn
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
 
 from storeloop import migrate as migrations
 from storeloop.config import ConfigurationError, Settings, get_settings
 from storeloop.db import create_db_engine, make_session_factory, session_scope
+from storeloop.influencers import schemas as influencer_schemas
+from storeloop.influencers import service as influencers
 from storeloop.kit.crypto import InstanceCipher, unwrap_data_key
 from storeloop.kit.errors import StoreloopError
 from storeloop.workspaces import service as workspaces
+from storeloop.workspaces.keyring import Keyring
 from storeloop.workspaces.repository import WorkspaceRepository
 
 app = typer.Typer(
@@ -385,6 +392,469 @@ def demo(
 
     threading.Thread(target=load, daemon=True).start()
     server.run()
+
+
+# -- influencers, campaigns, links, discount codes, posts, store settings ----------------------
+
+influencer_app = typer.Typer(help="Create and list influencers.", no_args_is_help=True)
+campaign_app = typer.Typer(help="Create and list campaigns.", no_args_is_help=True)
+link_app = typer.Typer(help="Create and list tracked links (/r/{code}).", no_args_is_help=True)
+code_app = typer.Typer(help="Create and list discount codes.", no_args_is_help=True)
+post_app = typer.Typer(help="Import social posts and stories.", no_args_is_help=True)
+store_settings_app = typer.Typer(
+    help="Tracking and attribution settings of a store.", no_args_is_help=True
+)
+app.add_typer(influencer_app, name="influencer")
+app.add_typer(campaign_app, name="campaign")
+app.add_typer(link_app, name="link")
+app.add_typer(code_app, name="code")
+app.add_typer(post_app, name="post")
+app.add_typer(store_settings_app, name="settings")
+
+WorkspaceOption = Annotated[str, typer.Option(help="workspace id or slug")]
+
+
+def _marketing_factory(settings: Settings) -> tuple[sessionmaker[Session], Keyring]:
+    factory = make_session_factory(create_db_engine(settings.resolved_database_url))
+    return factory, Keyring(settings.master_key_bytes(), factory)
+
+
+def _input_error(exc: ValidationError) -> typer.Exit:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return _fail(f"{where}: {first['msg']}")
+
+
+def _all_pages(fetch: Callable[[str | None], Any]) -> list[Any]:
+    items: list[Any] = []
+    cursor: str | None = None
+    while True:
+        page = fetch(cursor)
+        items.extend(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            return items
+
+
+@influencer_app.command("create")
+def influencer_create(
+    workspace: WorkspaceOption,
+    name: Annotated[str, typer.Option(help="the influencer's name")],
+    handle: Annotated[
+        list[str] | None, typer.Option(help="platform=handle, e.g. instagram=@ana (repeatable)")
+    ] = None,
+    email: Annotated[str | None, typer.Option(help="contact email (stored encrypted)")] = None,
+    phone: Annotated[str | None, typer.Option(help="contact phone (stored encrypted)")] = None,
+    payout_notes: Annotated[str | None, typer.Option(help="payout details (encrypted)")] = None,
+) -> None:
+    """Create an influencer."""
+    handles: dict[str, str] = {}
+    for item in handle or []:
+        platform, separator, value = item.partition("=")
+        if not separator or not platform.strip() or not value.strip():
+            raise _fail(f"--handle {item!r}: write it as platform=handle")
+        handles[platform] = value
+    factory, keyring = _marketing_factory(_settings())
+    try:
+        contact = (
+            influencer_schemas.Contact(email=email, phone=phone, payout_notes=payout_notes)
+            if email or phone or payout_notes
+            else None
+        )
+        data = influencer_schemas.InfluencerCreate(name=name, handles=handles, contact=contact)
+        with session_scope(factory) as session:
+            workspace_id = _resolve_workspace(session, workspace)
+            created = influencers.create_influencer(
+                session, keyring.cipher(workspace_id), workspace_id, data
+            )
+    except ValidationError as exc:
+        raise _input_error(exc) from None
+    except StoreloopError as exc:
+        raise _fail(exc.message) from None
+    console.print(f"influencer [bold]{created.name}[/bold] created: {created.id}")
+
+
+@influencer_app.command("list")
+def influencer_list(workspace: WorkspaceOption) -> None:
+    """List influencers, newest first (without contact data)."""
+    factory, keyring = _marketing_factory(_settings())
+    table = Table("id", "name", "handles", "status", "contact", "created")
+    with factory() as session:
+        workspace_id = _resolve_workspace(session, workspace)
+        cipher = keyring.cipher(workspace_id)
+        rows = _all_pages(
+            lambda cursor: influencers.list_influencers(
+                session, cipher, workspace_id, limit=200, cursor=cursor
+            )
+        )
+    for row in rows:
+        handles = " ".join(f"{platform}:{value}" for platform, value in sorted(row.handles.items()))
+        table.add_row(
+            str(row.id),
+            row.name,
+            handles,
+            row.status,
+            "yes" if row.has_contact else "",
+            str(row.created_at),
+        )
+    console.print(table)
+
+
+@campaign_app.command("create")
+def campaign_create(
+    workspace: WorkspaceOption,
+    name: Annotated[str, typer.Option(help="the campaign's name")],
+    currency: Annotated[str, typer.Option(help="ISO 4217 currency of the costs, e.g. EUR")],
+    influencer: Annotated[
+        list[str] | None, typer.Option(help="influencer id or name (repeatable)")
+    ] = None,
+    channel: Annotated[str, typer.Option(help="channel group of its traffic")] = "Influencer",
+    fee: Annotated[str, typer.Option(help="fee paid to the influencer(s)")] = "0",
+    seeding_cost: Annotated[str, typer.Option(help="value of products sent")] = "0",
+    paid_boost_cost: Annotated[str, typer.Option(help="paid promotion of the posts")] = "0",
+    starts: Annotated[str | None, typer.Option(help="start, ISO 8601 (2026-03-01)")] = None,
+    ends: Annotated[str | None, typer.Option(help="end, ISO 8601")] = None,
+    utm_campaign: Annotated[str | None, typer.Option(help="utm_campaign of its links")] = None,
+) -> None:
+    """Create a campaign; its total cost is fee + seeding + paid boost."""
+    factory, _keyring = _marketing_factory(_settings())
+    try:
+        with session_scope(factory) as session:
+            workspace_id = _resolve_workspace(session, workspace)
+            data = influencer_schemas.CampaignCreate.model_validate(
+                {
+                    "name": name,
+                    "currency": currency,
+                    "channel": channel,
+                    "influencer_ids": [
+                        influencers.resolve_influencer(session, workspace_id, ref)
+                        for ref in influencer or []
+                    ],
+                    "fee": fee,
+                    "seeding_cost": seeding_cost,
+                    "paid_boost_cost": paid_boost_cost,
+                    "starts_at": starts,
+                    "ends_at": ends,
+                    "utm_campaign": utm_campaign,
+                }
+            )
+            created = influencers.create_campaign(session, workspace_id, data)
+    except ValidationError as exc:
+        raise _input_error(exc) from None
+    except StoreloopError as exc:
+        raise _fail(exc.message) from None
+    console.print(
+        f"campaign [bold]{created.name}[/bold] created: {created.id} "
+        f"(total cost {created.total_cost} {created.currency})"
+    )
+
+
+@campaign_app.command("list")
+def campaign_list(workspace: WorkspaceOption) -> None:
+    """List campaigns, newest first."""
+    factory, _keyring = _marketing_factory(_settings())
+    table = Table("id", "name", "channel", "influencers", "total cost", "status", "starts", "ends")
+    with factory() as session:
+        workspace_id = _resolve_workspace(session, workspace)
+        rows = _all_pages(
+            lambda cursor: influencers.list_campaigns(
+                session, workspace_id, limit=200, cursor=cursor
+            )
+        )
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            row.name,
+            row.channel,
+            str(len(row.influencer_ids)),
+            f"{row.total_cost} {row.currency}",
+            row.status,
+            str(row.starts_at or ""),
+            str(row.ends_at or ""),
+        )
+    console.print(table)
+
+
+def _short_url_base(settings: Settings, base_url: str | None) -> str:
+    return base_url or settings.tracking_base_url or f"http://{settings.host}:{settings.port}"
+
+
+@link_app.command("create")
+def link_create(
+    workspace: WorkspaceOption,
+    destination: Annotated[str, typer.Option(help="where the link leads (an allowed domain)")],
+    code: Annotated[
+        str | None, typer.Option(help="the code in /r/{code}; generated if left out")
+    ] = None,
+    influencer: Annotated[str | None, typer.Option(help="influencer id or name")] = None,
+    campaign: Annotated[str | None, typer.Option(help="campaign id or name")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="public base URL of the tracking host, for the short URL")
+    ] = None,
+) -> None:
+    """Create a tracked link and print its short URL."""
+    settings = _settings()
+    factory, _keyring = _marketing_factory(settings)
+    try:
+        with session_scope(factory) as session:
+            workspace_id = _resolve_workspace(session, workspace)
+            data = influencer_schemas.LinkCreate(
+                destination_url=destination,
+                code=code,
+                influencer_id=influencers.resolve_influencer(session, workspace_id, influencer)
+                if influencer
+                else None,
+                campaign_id=influencers.resolve_campaign(session, workspace_id, campaign)
+                if campaign
+                else None,
+            )
+            created = influencers.create_link(
+                session, workspace_id, data, base_url=_short_url_base(settings, base_url)
+            )
+    except ValidationError as exc:
+        raise _input_error(exc) from None
+    except StoreloopError as exc:
+        raise _fail(exc.message) from None
+    console.print(f"link {created.id}: {created.short_url} -> {created.destination_url}")
+
+
+@link_app.command("list")
+def link_list(
+    workspace: WorkspaceOption,
+    base_url: Annotated[
+        str | None, typer.Option(help="public base URL of the tracking host")
+    ] = None,
+) -> None:
+    """List tracked links, newest first."""
+    settings = _settings()
+    factory, _keyring = _marketing_factory(settings)
+    table = Table("id", "code", "short url", "destination", "active")
+    with factory() as session:
+        workspace_id = _resolve_workspace(session, workspace)
+        rows = _all_pages(
+            lambda cursor: influencers.list_links(
+                session,
+                workspace_id,
+                base_url=_short_url_base(settings, base_url),
+                limit=200,
+                cursor=cursor,
+            )
+        )
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            row.code,
+            row.short_url,
+            row.destination_url,
+            "yes" if row.is_active else "no",
+        )
+    console.print(table)
+
+
+@code_app.command("create")
+def code_create(
+    workspace: WorkspaceOption,
+    code: Annotated[str, typer.Option(help="the discount code (matched case-insensitively)")],
+    influencer: Annotated[str | None, typer.Option(help="influencer id or name")] = None,
+    campaign: Annotated[str | None, typer.Option(help="campaign id or name")] = None,
+) -> None:
+    """Register a discount code of an influencer or a campaign."""
+    factory, _keyring = _marketing_factory(_settings())
+    try:
+        with session_scope(factory) as session:
+            workspace_id = _resolve_workspace(session, workspace)
+            data = influencer_schemas.DiscountCodeCreate(
+                code=code,
+                influencer_id=influencers.resolve_influencer(session, workspace_id, influencer)
+                if influencer
+                else None,
+                campaign_id=influencers.resolve_campaign(session, workspace_id, campaign)
+                if campaign
+                else None,
+            )
+            created = influencers.create_discount_code(session, workspace_id, data)
+    except ValidationError as exc:
+        raise _input_error(exc) from None
+    except StoreloopError as exc:
+        raise _fail(exc.message) from None
+    console.print(f"discount code [bold]{created.code}[/bold] created: {created.id}")
+
+
+@code_app.command("list")
+def code_list(workspace: WorkspaceOption) -> None:
+    """List discount codes, newest first."""
+    factory, _keyring = _marketing_factory(_settings())
+    table = Table("id", "code", "influencer", "campaign", "active")
+    with factory() as session:
+        workspace_id = _resolve_workspace(session, workspace)
+        rows = _all_pages(
+            lambda cursor: influencers.list_discount_codes(
+                session, workspace_id, limit=200, cursor=cursor
+            )
+        )
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            row.code,
+            str(row.influencer_id or ""),
+            str(row.campaign_id or ""),
+            "yes" if row.is_active else "no",
+        )
+    console.print(table)
+
+
+@post_app.command("import")
+def post_import(
+    file: Annotated[Path, typer.Argument(help="CSV with platform,url,kind,posted_at,...")],
+    workspace: WorkspaceOption,
+) -> None:
+    """Create or update posts from a CSV file (matched on url); bad rows are listed."""
+    factory, _keyring = _marketing_factory(_settings())
+    try:
+        text_body = influencers.decode_csv(file.read_bytes())
+    except OSError as exc:
+        raise _fail(f"cannot read {file}: {exc.strerror}") from None
+    except StoreloopError as exc:
+        raise _fail(exc.message) from None
+    try:
+        with session_scope(factory) as session, Progress(console=console) as progress:
+            workspace_id = _resolve_workspace(session, workspace)
+            task = progress.add_task(
+                f"importing {file.name}", total=influencers.count_csv_rows(text_body)
+            )
+            result = influencers.import_posts(
+                session, workspace_id, text_body, progress=lambda n: progress.advance(task, n)
+            )
+    except StoreloopError as exc:
+        raise _fail(exc.message) from None
+    console.print(
+        f"{result.rows} rows: {result.created} created, {result.updated} updated, "
+        f"{result.unchanged} unchanged, {result.failed} failed"
+    )
+    for error in result.errors:
+        errors.print(f"line {error.line} {error.column or ''}: {error.code}: {error.reason}")
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@store_settings_app.command("set")
+def store_settings_set(
+    workspace: WorkspaceOption,
+    allowed_domain: Annotated[
+        list[str] | None,
+        typer.Option(help="host tracked links may lead to (repeatable; replaces the list)"),
+    ] = None,
+    lookback_days: Annotated[int | None, typer.Option(help="attribution window, 1-365")] = None,
+    half_life_days: Annotated[float | None, typer.Option(help="time-decay half-life")] = None,
+    discount_code_precedence: Annotated[
+        bool | None, typer.Option(help="a discount code outranks clicks in attribution")
+    ] = None,
+    shopify_secret: Annotated[
+        str | None, typer.Option(help="Shopify webhook signing secret", envvar="SHOPIFY_SECRET")
+    ] = None,
+    woocommerce_secret: Annotated[
+        str | None,
+        typer.Option(help="WooCommerce webhook secret", envvar="WOOCOMMERCE_SECRET"),
+    ] = None,
+) -> None:
+    """Change a store's settings; options left out keep their value."""
+    values: dict[str, Any] = {
+        "allowed_domains": allowed_domain or None,
+        "lookback_days": lookback_days,
+        "time_decay_half_life_days": half_life_days,
+        "discount_code_precedence": discount_code_precedence,
+        "shopify_webhook_secret": shopify_secret,
+        "woocommerce_webhook_secret": woocommerce_secret,
+    }
+    factory, keyring = _marketing_factory(_settings())
+    try:
+        update = influencer_schemas.StoreSettingsUpdate.model_validate(
+            {name: value for name, value in values.items() if value is not None}
+        )
+        with session_scope(factory) as session:
+            workspace_id = _resolve_workspace(session, workspace)
+            view = influencers.update_store_settings(
+                session, keyring.cipher(workspace_id), workspace_id, update
+            )
+    except ValidationError as exc:
+        raise _input_error(exc) from None
+    except StoreloopError as exc:
+        raise _fail(exc.message) from None
+    _print_store_settings(view)
+
+
+@store_settings_app.command("show")
+def store_settings_show(workspace: WorkspaceOption) -> None:
+    """Show a store's settings (webhook secrets only as set / not set)."""
+    factory, _keyring = _marketing_factory(_settings())
+    with factory() as session:
+        workspace_id = _resolve_workspace(session, workspace)
+        view = influencers.get_store_settings(session, workspace_id)
+    _print_store_settings(view)
+
+
+def _print_store_settings(view: influencer_schemas.StoreSettingsView) -> None:
+    console.print(f"allowed domains:          {', '.join(view.allowed_domains) or '(none)'}")
+    console.print(f"lookback days:            {view.lookback_days}")
+    console.print(f"time-decay half-life:     {view.time_decay_half_life_days} days")
+    console.print(f"discount code precedence: {view.discount_code_precedence}")
+    console.print(f"channel rules:            {len(view.channel_rules)}")
+    console.print(f"shopify secret:           {'set' if view.has_shopify_secret else 'not set'}")
+    console.print(
+        f"woocommerce secret:       {'set' if view.has_woocommerce_secret else 'not set'}"
+    )
+
+
+orders_app = typer.Typer(help="Import orders.", no_args_is_help=True)
+app.add_typer(orders_app, name="orders")
+
+
+@orders_app.command("import")
+def orders_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV file (.gz too)")],
+    workspace: Annotated[str, typer.Option(help="workspace id or slug")],
+    preset: Annotated[
+        str | None, typer.Option(help="column layout preset, e.g. uci-online-retail")
+    ] = None,
+    map: Annotated[
+        list[str] | None, typer.Option("--map", help="column=field (repeatable)")
+    ] = None,
+    currency: Annotated[str | None, typer.Option(help="3-letter currency of the orders")] = None,
+) -> None:
+    """Import orders from a CSV of order lines; re-importing the same file changes nothing."""
+    from storeloop.orders import csv_import
+
+    settings = _settings()
+    try:
+        import_settings = csv_import.import_settings(preset, map or [], currency)
+    except StoreloopError as exc:
+        raise _fail(exc.message) from None
+    engine = create_db_engine(settings.resolved_database_url)
+    factory = make_session_factory(engine)
+    try:
+        with factory() as session:
+            workspace_id = _resolve_workspace(session, workspace)
+        cipher = Keyring(settings.master_key_bytes(), factory).cipher(workspace_id)
+        with Progress(console=console) as progress:
+            task = progress.add_task("importing", total=file.stat().st_size)
+            result = csv_import.import_file(
+                factory,
+                cipher,
+                workspace_id,
+                file,
+                import_settings,
+                lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    except StoreloopError as exc:
+        raise _fail(exc.message) from None
+    finally:
+        engine.dispose()
+    console.print(
+        f"rows {result.rows}: {result.imported} orders imported, {result.updated} updated, "
+        f"{result.unchanged} unchanged, {len(result.errors)} rows with errors"
+    )
+    for error in result.errors[:50]:
+        console.print(f"  line {error.line}, column {error.column}: {error.reason}")
 
 
 def main() -> None:

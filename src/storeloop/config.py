@@ -7,19 +7,24 @@ In development mode, missing secrets are generated once into ``<data_dir>/secret
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import orjson
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ConfigurationError(RuntimeError):
     """The settings cannot run a server as given."""
+
+
+_COOKIE_DOMAIN = re.compile(r"\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
 
 
 class Settings(BaseSettings):
@@ -54,6 +59,38 @@ class Settings(BaseSettings):
 
     group_commit_max_wait_ms: float = 2.0
     group_commit_max_items: int = 256
+
+    # Tracked links (/r/{code}) and the storefront script (/t.js): see docs/tracking.md.
+    # Where /r/ and /t.js are served, e.g. https://t.store.com (links shown with this base).
+    tracking_base_url: str | None = None
+    # Domain of the click and visitor cookies, e.g. ".store.com" when storeloop answers on
+    # t.store.com; unset = host-only cookies of the host that served the redirect.
+    cookie_domain: str | None = None
+    # Comma-separated CIDRs of reverse proxies whose X-Forwarded-For / -Proto are believed.
+    trusted_proxies: str = ""
+    # Clicks are written in batches: every this many milliseconds, or sooner at this many clicks.
+    click_flush_ms: float = Field(default=200.0, gt=0)
+    click_flush_max: int = Field(default=256, ge=1)
+    # More clicks than this from one IP range and user agent on one link within a minute are
+    # flagged as bots ("velocity").
+    click_velocity_per_minute: int = Field(default=20, ge=1)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        for item in value.replace(",", " ").split():
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from exc
+        return value
+
+    @field_validator("cookie_domain")
+    @classmethod
+    def _cookie_domain(cls, value: str | None) -> str | None:
+        if value and not _COOKIE_DOMAIN.fullmatch(value):
+            raise ValueError(f"{value!r} is not a domain such as .store.com")
+        return value or None
 
     @model_validator(mode="after")
     def _production_needs_explicit_values(self) -> Settings:

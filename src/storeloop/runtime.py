@@ -6,6 +6,8 @@ import logging
 import threading
 from datetime import timedelta
 
+from storeloop.attribution.service import attribute_stale_orders
+from storeloop.attribution.touchpoints import derive_touchpoints
 from storeloop.config import Settings
 from storeloop.db import create_db_engine, make_session_factory
 from storeloop.derivation import DerivationRunner
@@ -13,6 +15,8 @@ from storeloop.ingestion.processor import InboxProcessor
 from storeloop.ingestion.service import IngestionService, WriteKeyRateLimiter
 from storeloop.ingestion.validation import Limits
 from storeloop.ingestion.writer import GroupCommitWriter
+from storeloop.orders.tasks import derive_orders
+from storeloop.tracking.service import Tracking
 from storeloop.workspaces.keyring import Keyring
 from storeloop.workspaces.service import KeyAuthenticator
 from storeloop.workspaces.staff import LoginRateLimiter
@@ -61,8 +65,18 @@ class Runtime:
         self.derivations = DerivationRunner(
             self.session_factory,
             self.keyring,
-            handlers=[],
-            follow_ups=[],
+            # Orders first: touchpoint handlers appended after may point at the order.
+            handlers=[derive_orders, derive_touchpoints],
+            follow_ups=[attribute_stale_orders],
+        )
+        # Tracked-link redirects: link cache, batched click writer, bot rules.
+        self.tracking = Tracking(
+            self.engine,
+            cookie_domain=settings.cookie_domain,
+            trusted_proxies=settings.trusted_proxies,
+            flush_ms=settings.click_flush_ms,
+            flush_max=settings.click_flush_max,
+            velocity_per_minute=settings.click_velocity_per_minute,
         )
         self._processor_stop = threading.Event()
         self._processor_thread: threading.Thread | None = None
@@ -70,6 +84,7 @@ class Runtime:
 
     def start(self) -> None:
         self.writer.start()
+        self.tracking.start()
         if self.settings.inprocess_worker:
             self._processor_stop.clear()
             self._processor_thread = threading.Thread(
@@ -90,6 +105,7 @@ class Runtime:
     def stop(self) -> None:
         """Commit what was accepted, stop the processor; the inbox keeps anything unprocessed."""
         self.writer.stop()
+        self.tracking.stop()
         if self._processor_thread is not None:
             self._processor_stop.set()
             self._processor_thread.join(30)

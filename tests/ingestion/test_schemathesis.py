@@ -28,6 +28,7 @@ from tests.factories.workspaces import WorkspaceKeys
 AREAS = {
     "tracking": r"^/v1/",
     "management": r"^/api/v1/",
+    "webhooks": r"^/webhooks/",
 }
 EXPECTED_OPERATIONS = {
     "tracking": [
@@ -111,6 +112,18 @@ def test_management_api_never_answers_5xx(runtime: Runtime, workspace: Workspace
     assert "GET /api/v1/keys" in labels
     for operation in operations:
         _fuzz(operation, workspace.bearer, lambda: None)
+
+
+def test_shop_webhooks_never_answer_5xx(runtime: Runtime, workspace: WorkspaceKeys) -> None:
+    # Unsigned requests: they stop at the signature check, which must never fail with a 5xx.
+    # Signed bodies with fuzzed fields are covered in tests/orders/test_webhook_fuzz.py.
+    operations = _operations(runtime, "webhooks")
+    assert sorted(operation.label for operation in operations) == [
+        "POST /webhooks/shopify/{workspace_id}",
+        "POST /webhooks/woocommerce/{workspace_id}",
+    ]
+    for operation in operations:
+        _fuzz(operation, {}, lambda: None)
 
 
 def test_every_route_with_input_is_fuzzed(runtime: Runtime) -> None:

@@ -1,0 +1,1 @@
+"""Touchpoints, channel grouping and attribution of orders to marketing."""

@@ -1,0 +1,374 @@
+"""Every query of attribution, scoped to one workspace here and nowhere else."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import String, Table, bindparam, delete, func, select, update
+from sqlalchemy import cast as cast_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from storeloop.models import (
+    AttributionCredit,
+    Campaign,
+    CampaignInfluencer,
+    Click,
+    DiscountCode,
+    Influencer,
+    Link,
+    Order,
+    Post,
+    Profile,
+    StoreSettings,
+    Touchpoint,
+)
+
+_T = TypeVar("_T")
+_TOUCHPOINTS = cast(Table, Touchpoint.__table__)
+_CREDITS = cast(Table, AttributionCredit.__table__)
+_ORDERS = cast(Table, Order.__table__)
+_CHUNK = 500
+# How far a merged_into chain is followed (the identity service keeps chains short).
+_MAX_REDIRECTS = 64
+
+
+def _chunks(items: Iterable[_T], size: int = _CHUNK) -> Iterator[list[_T]]:
+    chunk: list[_T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def stale_orders(session: Session, limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(workspace_id, order_id) of orders waiting for attribution, across workspaces: the
+    follow-up job works for every workspace and scopes each one through AttributionRepository."""
+    rows = session.execute(
+        select(Order.workspace_id, Order.id)
+        .where(Order.attribution_stale.is_(True))
+        .order_by(Order.workspace_id, Order.id)
+        .limit(limit)
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+class AttributionRepository:
+    def __init__(self, session: Session, workspace_id: uuid.UUID) -> None:
+        self.session = session
+        self.workspace_id = workspace_id
+
+    # --- settings, marketing objects -------------------------------------------------------
+
+    def settings(self) -> StoreSettings | None:
+        return self.session.get(StoreSettings, self.workspace_id)
+
+    def clicks(self, click_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Click]:
+        found: dict[uuid.UUID, Click] = {}
+        for chunk in _chunks(click_ids):
+            for click in self.session.scalars(
+                select(Click).where(Click.workspace_id == self.workspace_id, Click.id.in_(chunk))
+            ):
+                found[click.id] = click
+        return found
+
+    def links(self, link_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Link]:
+        found: dict[uuid.UUID, Link] = {}
+        for chunk in _chunks(link_ids):
+            for link in self.session.scalars(
+                select(Link).where(Link.workspace_id == self.workspace_id, Link.id.in_(chunk))
+            ):
+                found[link.id] = link
+        return found
+
+    def campaigns(
+        self, campaign_ids: Collection[uuid.UUID] | None = None
+    ) -> dict[uuid.UUID, Campaign]:
+        query = select(Campaign).where(Campaign.workspace_id == self.workspace_id)
+        if campaign_ids is not None:
+            if not campaign_ids:
+                return {}
+            query = query.where(Campaign.id.in_(list(campaign_ids)))
+        return {campaign.id: campaign for campaign in self.session.scalars(query)}
+
+    def discount_codes(self, code_keys: Collection[str]) -> dict[str, DiscountCode]:
+        if not code_keys:
+            return {}
+        return {
+            code.code_key: code
+            for code in self.session.scalars(
+                select(DiscountCode).where(
+                    DiscountCode.workspace_id == self.workspace_id,
+                    DiscountCode.code_key.in_(list(code_keys)),
+                )
+            )
+        }
+
+    def campaign_influencers(self) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        rows = self.session.execute(
+            select(CampaignInfluencer.campaign_id, CampaignInfluencer.influencer_id).where(
+                CampaignInfluencer.workspace_id == self.workspace_id
+            )
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    def influencer_names(self) -> dict[uuid.UUID, str]:
+        rows = self.session.execute(
+            select(Influencer.id, Influencer.name).where(
+                Influencer.workspace_id == self.workspace_id
+            )
+        )
+        return {row[0]: row[1] for row in rows}
+
+    def posts(self) -> list[Post]:
+        return list(
+            self.session.scalars(select(Post).where(Post.workspace_id == self.workspace_id))
+        )
+
+    # --- touchpoints --------------------------------------------------------------------------
+
+    def insert_touchpoints(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert, skipping dedupe keys already stored (derivation may run twice)."""
+        if not rows:
+            return
+        table = _TOUCHPOINTS
+        values = [{**row, "workspace_id": self.workspace_id} for row in rows]
+        statement: sqlite.Insert | postgresql.Insert
+        if self.session.get_bind().dialect.name == "postgresql":
+            statement = postgresql.insert(table)
+        else:
+            statement = sqlite.insert(table)
+        for chunk in _chunks(values, 200):
+            self.session.execute(
+                statement.values(chunk).on_conflict_do_nothing(
+                    index_elements=["workspace_id", "dedupe_key"]
+                )
+            )
+
+    def touchpoints_of(
+        self, profile_ids: Collection[uuid.UUID], anonymous_id: str | None
+    ) -> list[Touchpoint]:
+        found: dict[uuid.UUID, Touchpoint] = {}
+        for chunk in _chunks(profile_ids):
+            for touchpoint in self.session.scalars(
+                select(Touchpoint).where(
+                    Touchpoint.workspace_id == self.workspace_id,
+                    Touchpoint.profile_id.in_(chunk),
+                )
+            ):
+                found[touchpoint.id] = touchpoint
+        if anonymous_id:
+            for touchpoint in self.session.scalars(
+                select(Touchpoint).where(
+                    Touchpoint.workspace_id == self.workspace_id,
+                    Touchpoint.anonymous_id == anonymous_id,
+                )
+            ):
+                found[touchpoint.id] = touchpoint
+        return sorted(found.values(), key=lambda row: (row.occurred_at, row.dedupe_key))
+
+    def journey_touchpoints(
+        self,
+    ) -> list[tuple[uuid.UUID, str, str, datetime, str, uuid.UUID | None, str | None]]:
+        """The columns the data-driven models need of every human touchpoint (Core rows: this
+        reads the whole workspace, ORM objects would cost several times more)."""
+        columns = _TOUCHPOINTS.c
+        rows = self.session.execute(
+            select(
+                columns.id,
+                columns.dedupe_key,
+                columns.channel,
+                columns.occurred_at,
+                columns.kind,
+                columns.profile_id,
+                columns.anonymous_id,
+            ).where(columns.workspace_id == self.workspace_id, columns.is_bot.is_(False))
+        )
+        return [(row[0], row[1], row[2], row[3], row[4], row[5], row[6]) for row in rows]
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        """Changes when touchpoints, orders or profile merges are added: learned weights are
+        reused while it stays the same (ids are UUIDv7, so a new row moves the maximum)."""
+        touchpoints = self.session.execute(
+            select(func.count(), func.max(cast_(Touchpoint.id, String))).where(
+                Touchpoint.workspace_id == self.workspace_id
+            )
+        ).one()
+        orders = self.session.execute(
+            select(
+                func.count(), func.max(cast_(Order.id, String)), func.max(Order.updated_at)
+            ).where(Order.workspace_id == self.workspace_id)
+        ).one()
+        merges = self.session.execute(
+            select(func.count(), func.max(Profile.updated_at)).where(
+                Profile.workspace_id == self.workspace_id, Profile.merged_into.is_not(None)
+            )
+        ).one()
+        return (*touchpoints, *orders, *merges)
+
+    # --- profiles -----------------------------------------------------------------------------
+
+    def merged_profiles(self) -> dict[uuid.UUID, uuid.UUID]:
+        """merged id -> the id it was folded into, for the whole workspace."""
+        rows = self.session.execute(
+            select(Profile.id, Profile.merged_into).where(
+                Profile.workspace_id == self.workspace_id, Profile.merged_into.is_not(None)
+            )
+        )
+        return {row[0]: row[1] for row in rows if row[1] is not None}
+
+    def profile_family(self, profile_id: uuid.UUID) -> set[uuid.UUID]:
+        """The live profile behind ``profile_id`` and every profile folded into it."""
+        current = profile_id
+        for _ in range(_MAX_REDIRECTS):
+            into = self.session.scalar(
+                select(Profile.merged_into).where(
+                    Profile.workspace_id == self.workspace_id, Profile.id == current
+                )
+            )
+            if into is None:
+                break
+            current = into
+        family = {current}
+        frontier = {current}
+        for _ in range(_MAX_REDIRECTS):
+            if not frontier:
+                break
+            children = set(
+                self.session.scalars(
+                    select(Profile.id).where(
+                        Profile.workspace_id == self.workspace_id,
+                        Profile.merged_into.in_(list(frontier)),
+                    )
+                )
+            )
+            frontier = children - family
+            family |= children
+        family.add(profile_id)
+        return family
+
+    # --- orders and credits -------------------------------------------------------------------
+
+    def order(self, order_id: uuid.UUID) -> Order | None:
+        return self.session.scalar(
+            select(Order).where(Order.workspace_id == self.workspace_id, Order.id == order_id)
+        )
+
+    def orders(self, order_ids: Collection[uuid.UUID]) -> list[Order]:
+        found: list[Order] = []
+        for chunk in _chunks(order_ids):
+            found.extend(
+                self.session.scalars(
+                    select(Order).where(
+                        Order.workspace_id == self.workspace_id, Order.id.in_(chunk)
+                    )
+                )
+            )
+        return sorted(found, key=lambda order: order.id)
+
+    def journey_orders(self) -> list[tuple[uuid.UUID, uuid.UUID | None, str | None, datetime]]:
+        """(id, profile_id, anonymous_id, placed_at) of every order, for the data-driven models."""
+        rows = self.session.execute(
+            select(Order.id, Order.profile_id, Order.anonymous_id, Order.placed_at)
+            .where(Order.workspace_id == self.workspace_id)
+            .order_by(Order.id)
+        )
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+    def replace_credits_of(
+        self, rows_by_order: Mapping[uuid.UUID, Sequence[dict[str, Any]]]
+    ) -> None:
+        """Replace the credits of many orders: one delete and one insert per chunk."""
+        for chunk in _chunks(sorted(rows_by_order), 200):
+            self.session.execute(
+                delete(AttributionCredit).where(
+                    AttributionCredit.workspace_id == self.workspace_id,
+                    AttributionCredit.order_id.in_(chunk),
+                )
+            )
+            rows = [
+                {**row, "workspace_id": self.workspace_id, "order_id": order_id}
+                for order_id in chunk
+                for row in rows_by_order[order_id]
+            ]
+            if rows:
+                self.session.execute(_CREDITS.insert(), rows)
+
+    def mark_all_attributed(
+        self, versions: Sequence[tuple[uuid.UUID, datetime]], attributed_at: datetime | None
+    ) -> None:
+        """Clear the stale flag of orders still at the ``updated_at`` they were read with: an
+        order changed meanwhile (a refund arriving) stays stale and is attributed again."""
+        if not versions:
+            return
+        columns = _ORDERS.c
+        self.session.execute(
+            update(_ORDERS)
+            .where(
+                columns.workspace_id == self.workspace_id,
+                columns.id == bindparam("b_id"),
+                columns.updated_at == bindparam("b_updated_at"),
+            )
+            .values(attribution_stale=False, attributed_at=attributed_at),
+            [{"b_id": order_id, "b_updated_at": updated_at} for order_id, updated_at in versions],
+        )
+
+    def mark_all_stale(self) -> int:
+        result = self.session.execute(
+            update(Order)
+            .where(Order.workspace_id == self.workspace_id)
+            .values(attribution_stale=True)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def credits(self, order_id: uuid.UUID) -> list[AttributionCredit]:
+        return list(
+            self.session.scalars(
+                select(AttributionCredit)
+                .where(
+                    AttributionCredit.workspace_id == self.workspace_id,
+                    AttributionCredit.order_id == order_id,
+                )
+                .order_by(AttributionCredit.model, AttributionCredit.position)
+            )
+        )
+
+    def credit_totals(
+        self, group_by: str, model: str, date_from: datetime | None, date_to: datetime | None
+    ) -> list[tuple[Any, str, Decimal, Decimal]]:
+        """(group key, currency, sum of credit, sum of revenue) per group."""
+        column = {
+            "influencer": AttributionCredit.influencer_id,
+            "campaign": AttributionCredit.campaign_id,
+            "channel": AttributionCredit.channel,
+            "post": AttributionCredit.post_id,
+        }[group_by]
+        query = (
+            select(
+                column,
+                AttributionCredit.currency,
+                func.sum(AttributionCredit.credit),
+                func.sum(AttributionCredit.revenue),
+            )
+            .where(
+                AttributionCredit.workspace_id == self.workspace_id,
+                AttributionCredit.model == model,
+            )
+            .group_by(column, AttributionCredit.currency)
+        )
+        if date_from is not None:
+            query = query.where(AttributionCredit.placed_at >= date_from)
+        if date_to is not None:
+            query = query.where(AttributionCredit.placed_at < date_to)
+        return [
+            (row[0], row[1], Decimal(str(row[2] or 0)), Decimal(str(row[3] or 0)))
+            for row in self.session.execute(query)
+        ]

@@ -1,0 +1,516 @@
+"""Attribution: credits per order and model, the explanation of one order, and reports.
+
+``attribute_stale_orders`` is a derivation follow-up: it re-attributes orders marked stale in
+batches, one savepoint per order so a failing order is logged (by id) and set aside instead of
+blocking the others. Data-driven weights are learned once per run and workspace over all
+journeys: converting (each order's considered touchpoints) and not (customers with touchpoints
+and no order, over their last lookback window).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from storeloop.attribution import models
+from storeloop.attribution.channels import DIRECT
+from storeloop.attribution.models import Journey, JourneySet, Touch
+from storeloop.attribution.repository import AttributionRepository, stale_orders
+from storeloop.attribution.schemas import (
+    AttributionReport,
+    CreditLine,
+    ExplainedTouchpoint,
+    ModelCredits,
+    OrderAttribution,
+    ReportRow,
+)
+from storeloop.attribution.touchpoints import OrderTouchpoints
+from storeloop.kit.errors import NotFound, ValidationFailed
+from storeloop.kit.timeutil import as_utc, utcnow
+from storeloop.models import Campaign, Order, Touchpoint
+from storeloop.workspaces.keyring import Keyring
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 200
+REVENUE_QUANTUM = Decimal("0.0001")
+GROUPS = ("influencer", "campaign", "channel", "post")
+DEFAULT_LOOKBACK_DAYS = 30
+DEFAULT_HALF_LIFE_DAYS = 7.0
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS
+    code_precedence: bool = True
+
+
+def workspace_rules(repository: AttributionRepository) -> Rules:
+    settings = repository.settings()
+    if settings is None:
+        return Rules()
+    return Rules(
+        lookback_days=settings.lookback_days,
+        half_life_days=settings.time_decay_half_life_days,
+        code_precedence=settings.discount_code_precedence,
+    )
+
+
+def to_touch(row: Touchpoint) -> Touch:
+    return Touch(
+        id=row.id,
+        key=row.dedupe_key,
+        channel=row.channel,
+        occurred_at=as_utc(row.occurred_at),
+        kind=row.kind,
+        is_bot=row.is_bot,
+        order_id=row.order_id,
+        discount_code_id=row.discount_code_id,
+    )
+
+
+def _journey_of(
+    repository: AttributionRepository, order: Order, rules: Rules
+) -> tuple[Journey, dict[uuid.UUID, Touchpoint]]:
+    profile_ids = repository.profile_family(order.profile_id) if order.profile_id else set()
+    rows = repository.touchpoints_of(profile_ids, order.anonymous_id)
+    journey = models.select_journey(
+        order.id,
+        as_utc(order.placed_at),
+        [to_touch(row) for row in rows],
+        lookback_days=rules.lookback_days,
+        code_precedence=rules.code_precedence,
+    )
+    return journey, {row.id: row for row in rows}
+
+
+# --- data-driven weights ---------------------------------------------------------------------
+
+
+def _canonical(merged: Mapping[uuid.UUID, uuid.UUID], profile_id: uuid.UUID) -> uuid.UUID:
+    current = profile_id
+    for _ in range(64):
+        following = merged.get(current)
+        if following is None:
+            break
+        current = following
+    return current
+
+
+Weights = dict[str, dict[str, float]]
+# workspace -> (data fingerprint and rules, weights): a batch of a long re-attribution reuses the
+# weights the previous batch learned from the same data instead of reading every journey again.
+_weights_cache: dict[uuid.UUID, tuple[tuple[Any, ...], Weights]] = {}
+_WEIGHTS_CACHE_SIZE = 256
+
+
+def cached_weights(repository: AttributionRepository, rules: Rules) -> Weights:
+    fingerprint = (*repository.fingerprint(), rules.lookback_days)
+    cached = _weights_cache.get(repository.workspace_id)
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    weights = learn_weights(repository, rules)
+    if len(_weights_cache) >= _WEIGHTS_CACHE_SIZE:
+        _weights_cache.clear()
+    _weights_cache[repository.workspace_id] = (fingerprint, weights)
+    return weights
+
+
+def learn_weights(repository: AttributionRepository, rules: Rules) -> Weights:
+    """Markov and Shapley channel weights over all journeys of the workspace.
+
+    A customer is the live profile of a touchpoint (or its anonymous id when it has none).
+    Converting journeys: each order's touchpoints as the order sees them (without discount-code
+    precedence, which is a business rule rather than behaviour). Non-converting journeys: each
+    customer none of whose touchpoints fed an order, over the lookback window before their last
+    touchpoint.
+    """
+    merged = repository.merged_profiles()
+    by_customer: dict[str, list[Touch]] = defaultdict(list)
+    by_anonymous: dict[str, list[tuple[str, Touch]]] = defaultdict(list)
+    for (
+        touchpoint_id,
+        key,
+        channel,
+        occurred_at,
+        kind,
+        profile_id,
+        anonymous_id,
+    ) in repository.journey_touchpoints():
+        touch = Touch(touchpoint_id, key, channel, as_utc(occurred_at), kind)
+        customer = (
+            f"p:{_canonical(merged, profile_id)}" if profile_id is not None else f"a:{anonymous_id}"
+        )
+        by_customer[customer].append(touch)
+        if anonymous_id:
+            by_anonymous[anonymous_id].append((customer, touch))
+    paths: dict[tuple[str, ...], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    used: set[str] = set()
+    for order_id, profile_id, anonymous_id, placed_at in repository.journey_orders():
+        seen: dict[uuid.UUID, Touch] = {}
+        if profile_id is not None:
+            customer = f"p:{_canonical(merged, profile_id)}"
+            used.add(customer)
+            for touch in by_customer.get(customer, ()):
+                seen[touch.id] = touch
+        if anonymous_id:
+            for customer, touch in by_anonymous.get(anonymous_id, ()):
+                used.add(customer)
+                seen[touch.id] = touch
+        journey = models.select_journey(
+            order_id,
+            as_utc(placed_at),
+            list(seen.values()),
+            lookback_days=rules.lookback_days,
+            code_precedence=False,
+        )
+        if journey.considered:
+            paths[tuple(touch.channel for touch in journey.considered)][0] += 1
+    window = timedelta(days=rules.lookback_days)
+    for customer in sorted(by_customer):
+        if customer in used:
+            continue
+        touches = sorted(by_customer[customer], key=lambda touch: (touch.occurred_at, touch.key))
+        last = touches[-1].occurred_at
+        recent = [touch for touch in touches if touch.occurred_at >= last - window]
+        marketing = [touch for touch in recent if touch.channel != DIRECT] or recent
+        paths[tuple(touch.channel for touch in marketing)][1] += 1
+    if not paths:
+        return {model: {} for model in models.DATA_DRIVEN_MODELS}
+    journeys = JourneySet.from_paths(
+        [(list(path), counts[0], counts[1]) for path, counts in sorted(paths.items())]
+    )
+    return {model: models.channel_weights(journeys, model) for model in models.DATA_DRIVEN_MODELS}
+
+
+# --- attributing orders --------------------------------------------------------------------
+
+
+def credit_rows(
+    order: Order,
+    journey: Journey,
+    rows_by_id: Mapping[uuid.UUID, Touchpoint],
+    rules: Rules,
+    weights: Mapping[str, Mapping[str, float]],
+) -> list[dict[str, Any]]:
+    """The AttributionCredit rows of one order for every model."""
+    placed_at = as_utc(order.placed_at)
+    net = Decimal(order.total) - Decimal(order.refunded_total or 0)
+    net = max(net, Decimal(0))
+    result: list[dict[str, Any]] = []
+    for model in models.MODELS:
+        shares = models.order_credits(
+            journey,
+            model,
+            placed_at,
+            half_life_days=rules.half_life_days,
+            channel_weights=weights.get(model),
+        )
+        revenues = models.exact_amounts(net, [share.credit for share in shares], REVENUE_QUANTUM)
+        for position, (share, revenue) in enumerate(zip(shares, revenues, strict=True)):
+            row = rows_by_id.get(share.touch.id) if share.touch else None
+            result.append(
+                {
+                    "model": model,
+                    "position": position,
+                    "touchpoint_id": row.id if row else None,
+                    "channel": share.channel,
+                    "influencer_id": row.influencer_id if row else None,
+                    "campaign_id": row.campaign_id if row else None,
+                    "post_id": row.post_id if row else None,
+                    "link_id": row.link_id if row else None,
+                    "credit": share.credit,
+                    "revenue": revenue,
+                    "placed_at": placed_at,
+                    "currency": order.currency,
+                }
+            )
+    return result
+
+
+def _store_touchpoints(
+    session: Session, repository: AttributionRepository, orders: Sequence[Order]
+) -> set[uuid.UUID]:
+    """Order touchpoints for every order in one savepoint; if that fails, once more per order
+    in a savepoint of its own (a savepoint costs a round trip). Returns the orders that failed."""
+    store = OrderTouchpoints(repository).store
+    try:
+        with session.begin_nested():
+            for order in orders:
+                store(order)
+        return set()
+    except Exception:
+        logger.warning("order touchpoints failed for a batch of %d; one by one", len(orders))
+    failed: set[uuid.UUID] = set()
+    for order in orders:
+        try:
+            with session.begin_nested():
+                store(order)
+        except Exception:
+            logger.exception("order touchpoints failed for order %s; set aside", order.id)
+            failed.add(order.id)
+    return failed
+
+
+def attribute_stale_orders(session: Session, keyring: Keyring) -> int:
+    """Derivation follow-up: attribute up to BATCH_SIZE stale orders; returns how many were
+    handled (attributed or set aside after failing), so the runner stops when none are left."""
+    del keyring  # touchpoints and credits hold no sealed data
+    pending = stale_orders(session, BATCH_SIZE)
+    by_workspace: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    for workspace_id, order_id in pending:
+        by_workspace[workspace_id].append(order_id)
+    handled = 0
+    for workspace_id, order_ids in by_workspace.items():
+        repository = AttributionRepository(session, workspace_id)
+        rules = workspace_rules(repository)
+        orders = repository.orders(order_ids)
+        versions = {order.id: (order.id, order.updated_at) for order in orders}
+        failed = _store_touchpoints(session, repository, orders)
+        weights = cached_weights(repository, rules)
+        computed: dict[uuid.UUID, list[dict[str, Any]]] = {}
+        for order in orders:
+            if order.id in failed:
+                continue
+            try:
+                journey, rows_by_id = _journey_of(repository, order, rules)
+                computed[order.id] = credit_rows(order, journey, rows_by_id, rules, weights)
+            except Exception:
+                logger.exception("attributing order %s failed; set aside", order.id)
+                failed.add(order.id)
+        now = utcnow()
+        try:
+            with session.begin_nested():
+                repository.replace_credits_of(computed)
+                repository.mark_all_attributed([versions[order_id] for order_id in computed], now)
+        except Exception:
+            logger.warning("writing credits of %d orders failed; one by one", len(computed))
+            for order_id, rows in computed.items():
+                try:
+                    with session.begin_nested():
+                        repository.replace_credits_of({order_id: rows})
+                        repository.mark_all_attributed([versions[order_id]], now)
+                except Exception:
+                    logger.exception("writing credits of order %s failed; set aside", order_id)
+                    failed.add(order_id)
+        # Never retried in a loop: a failed order keeps no credits until it is marked stale again.
+        repository.mark_all_attributed([versions[order_id] for order_id in sorted(failed)], None)
+        handled += len(orders)
+    return handled
+
+
+def mark_all_stale(session: Session, workspace_id: uuid.UUID) -> int:
+    return AttributionRepository(session, workspace_id).mark_all_stale()
+
+
+# --- explanation -----------------------------------------------------------------------------
+
+
+def _explained(row: Touchpoint, reason: str | None) -> ExplainedTouchpoint:
+    return ExplainedTouchpoint(
+        id=row.id,
+        occurred_at=as_utc(row.occurred_at),
+        kind=row.kind,
+        channel=row.channel,
+        source=row.source,
+        medium=row.medium,
+        campaign_name=row.campaign_name,
+        referrer_host=row.referrer_host,
+        influencer_id=row.influencer_id,
+        campaign_id=row.campaign_id,
+        link_id=row.link_id,
+        post_id=row.post_id,
+        discount_code_id=row.discount_code_id,
+        is_bot=row.is_bot,
+        excluded_reason=reason,
+    )
+
+
+def explain_order(
+    session: Session, workspace_id: uuid.UUID, order_id: uuid.UUID
+) -> OrderAttribution:
+    repository = AttributionRepository(session, workspace_id)
+    order = repository.order(order_id)
+    if order is None:
+        raise NotFound("no such order in this workspace", field="order_id")
+    rules = workspace_rules(repository)
+    journey, rows_by_id = _journey_of(repository, order, rules)
+    credits: dict[str, list[CreditLine]] = defaultdict(list)
+    for credit in repository.credits(order.id):
+        credits[credit.model].append(
+            CreditLine(
+                touchpoint_id=credit.touchpoint_id,
+                channel=credit.channel,
+                influencer_id=credit.influencer_id,
+                campaign_id=credit.campaign_id,
+                post_id=credit.post_id,
+                link_id=credit.link_id,
+                credit=credit.credit,
+                revenue=credit.revenue,
+            )
+        )
+    return OrderAttribution(
+        order_id=order.id,
+        placed_at=as_utc(order.placed_at),
+        currency=order.currency,
+        total=order.total,
+        refunded_total=order.refunded_total,
+        attribution_stale=order.attribution_stale,
+        attributed_at=as_utc(order.attributed_at) if order.attributed_at else None,
+        lookback_days=rules.lookback_days,
+        time_decay_half_life_days=rules.half_life_days,
+        discount_code_precedence=rules.code_precedence,
+        rule=journey.rule,
+        considered=[_explained(rows_by_id[touch.id], None) for touch in journey.considered],
+        excluded=[_explained(rows_by_id[touch.id], reason) for touch, reason in journey.excluded],
+        models=[
+            ModelCredits(model=model, credits=credits.get(model, [])) for model in models.MODELS
+        ],
+    )
+
+
+# --- reports -------------------------------------------------------------------------------
+
+
+def _campaign_cost(campaign: Campaign) -> Decimal:
+    return (
+        Decimal(campaign.fee) + Decimal(campaign.seeding_cost) + Decimal(campaign.paid_boost_cost)
+    )
+
+
+def _overlaps(campaign: Campaign, date_from: datetime | None, date_to: datetime | None) -> bool:
+    starts = as_utc(campaign.starts_at) if campaign.starts_at else None
+    ends = as_utc(campaign.ends_at) if campaign.ends_at else None
+    if date_to is not None and starts is not None and starts >= date_to:
+        return False
+    return not (date_from is not None and ends is not None and ends < date_from)
+
+
+def _costs(
+    repository: AttributionRepository,
+    group_by: str,
+    date_from: datetime | None,
+    date_to: datetime | None,
+) -> tuple[dict[tuple[Any, str], Decimal], dict[Any, str]]:
+    """Cost per (group key, currency) of the campaigns running in the range, and group names."""
+    campaigns = {
+        campaign_id: campaign
+        for campaign_id, campaign in repository.campaigns().items()
+        if _overlaps(campaign, date_from, date_to)
+    }
+    costs: dict[tuple[Any, str], Decimal] = defaultdict(Decimal)
+    names: dict[Any, str] = {}
+    if group_by == "campaign":
+        for campaign in repository.campaigns().values():
+            names[campaign.id] = campaign.name
+        for campaign in campaigns.values():
+            costs[(campaign.id, campaign.currency)] += _campaign_cost(campaign)
+    elif group_by == "channel":
+        for campaign in campaigns.values():
+            names[campaign.channel] = campaign.channel
+            costs[(campaign.channel, campaign.currency)] += _campaign_cost(campaign)
+    elif group_by == "influencer":
+        names.update(repository.influencer_names())
+        members: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+        for campaign_id, influencer_id in repository.campaign_influencers():
+            members[campaign_id].append(influencer_id)
+        for campaign in campaigns.values():
+            influencers = members.get(campaign.id, [])
+            for influencer_id in influencers:
+                share = _campaign_cost(campaign) / len(influencers)
+                costs[(influencer_id, campaign.currency)] += share
+    else:
+        posts = repository.posts()
+        posts_of: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+        for post in posts:
+            names[post.id] = post.url
+            if post.campaign_id is not None:
+                posts_of[post.campaign_id].append(post.id)
+        for campaign in campaigns.values():
+            campaign_posts = posts_of.get(campaign.id, [])
+            for post_id in campaign_posts:
+                costs[(post_id, campaign.currency)] += _campaign_cost(campaign) / len(
+                    campaign_posts
+                )
+    return costs, names
+
+
+def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
+    if denominator == 0:
+        return None
+    return (numerator / denominator).quantize(REVENUE_QUANTUM)
+
+
+def report(
+    session: Session,
+    workspace_id: uuid.UUID,
+    group_by: str,
+    model: str,
+    date_from: datetime | None,
+    date_to: datetime | None,
+) -> AttributionReport:
+    if group_by not in GROUPS:
+        raise ValidationFailed(f"group_by is one of {', '.join(GROUPS)}", field="group_by")
+    if model not in models.MODELS:
+        raise ValidationFailed(f"model is one of {', '.join(models.MODELS)}", field="model")
+    if date_from is not None and date_to is not None and date_from >= date_to:
+        raise ValidationFailed("from must be before to", field="from")
+    repository = AttributionRepository(session, workspace_id)
+    totals = repository.credit_totals(group_by, model, date_from, date_to)
+    costs, names = _costs(repository, group_by, date_from, date_to)
+    keys = {(key, currency) for key, currency, _, _ in totals} | set(costs)
+    by_key = {(key, currency): (orders, revenue) for key, currency, orders, revenue in totals}
+    rows: list[ReportRow] = []
+    for key, currency in sorted(keys, key=lambda item: (str(item[0]), item[1])):
+        orders, revenue = by_key.get((key, currency), (Decimal(0), Decimal(0)))
+        cost = costs.get((key, currency), Decimal(0)).quantize(REVENUE_QUANTUM)
+        orders = orders.quantize(models.CREDIT_QUANTUM)
+        revenue = revenue.quantize(REVENUE_QUANTUM)
+        rows.append(
+            ReportRow(
+                key=None if key is None else str(key),
+                name=names.get(key, str(key)) if key is not None else None,
+                currency=currency,
+                orders=orders,
+                attributed_revenue=revenue,
+                cost=cost,
+                roi=_ratio(revenue - cost, cost),
+                roas=_ratio(revenue, cost),
+                cost_per_order=_ratio(cost, orders) if cost else None,
+            )
+        )
+    return AttributionReport(
+        group_by=group_by, model=model, date_from=date_from, date_to=date_to, rows=rows
+    )
+
+
+REPORT_COLUMNS = (
+    "key",
+    "name",
+    "currency",
+    "orders",
+    "attributed_revenue",
+    "cost",
+    "roi",
+    "roas",
+    "cost_per_order",
+)
+
+
+def report_csv_rows(result: AttributionReport) -> Sequence[Sequence[str]]:
+    lines: list[list[str]] = [list(REPORT_COLUMNS)]
+    for row in result.rows:
+        values = row.model_dump()
+        lines.append(
+            ["" if values[column] is None else str(values[column]) for column in REPORT_COLUMNS]
+        )
+    return lines

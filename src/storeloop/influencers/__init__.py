@@ -1,0 +1,1 @@
+"""Influencers, campaigns, tracked links, discount codes, social posts and store settings."""

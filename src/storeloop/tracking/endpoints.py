@@ -1,0 +1,83 @@
+"""The tracking routes as an ASGI middleware in front of the application.
+
+``/r/{code}``, ``/t.js`` and ``/t/ctx`` are answered here, before routing, CORS and the
+dependency machinery: the redirect is a hot path, and ``/t/ctx`` sends its own credentialed
+CORS headers, which the application-wide ``*`` policy would overwrite. Everything else passes on.
+"""
+
+from __future__ import annotations
+
+from anyio import to_thread
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from storeloop.kit.errors import Forbidden, StoreloopError, Unauthorized
+from storeloop.runtime import Runtime
+from storeloop.tracking.redirect import serve_redirect
+from storeloop.tracking.repository import fetch_allowed_domains, host_allowed
+from storeloop.tracking.script import (
+    OriginNotAllowed,
+    parse_context_request,
+    send_context,
+    send_error,
+    serve_script,
+)
+from storeloop.workspaces.service import KeyKind
+
+
+class MethodNotAllowed(StoreloopError):
+    status_code = 405
+    code = "method_not_allowed"
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": "GET, HEAD"}
+
+
+def _allowed_domains(runtime: Runtime, write_key: str) -> tuple[str, ...]:
+    with runtime.session_factory() as session:
+        identity = runtime.authenticator.authenticate(session, write_key)
+    if identity is None:
+        raise Unauthorized("unknown or revoked write key", field="k")
+    if identity.kind is not KeyKind.WRITE:
+        raise Forbidden("the storefront script takes the public write key only", field="k")
+    return fetch_allowed_domains(runtime.engine, identity.workspace_id)
+
+
+async def serve_context(runtime: Runtime, scope: Scope, send: Send) -> None:
+    try:
+        request = parse_context_request(scope)
+        domains = await to_thread.run_sync(_allowed_domains, runtime, request.write_key)
+        if not host_allowed(request.origin_host, domains):
+            raise OriginNotAllowed(
+                "this page's domain is not one of the store's allowed domains", field="Origin"
+            )
+    except StoreloopError as error:
+        await send_error(send, error)
+        return
+    origin = next(value for name, value in scope["headers"] if name == b"origin")
+    await send_context(scope, send, origin.decode("latin-1"))
+
+
+class TrackingRoutes:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        is_redirect = path.startswith("/r/")
+        if not (is_redirect or path == "/t.js" or path == "/t/ctx"):
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            error = MethodNotAllowed(f"{path} answers GET and HEAD only")
+            await send_error(send, error)
+            return
+        runtime: Runtime = scope["app"].state.runtime
+        if is_redirect:
+            await serve_redirect(runtime.tracking, scope, send)
+        elif path == "/t.js":
+            await serve_script(scope, send)
+        else:
+            await serve_context(runtime, scope, send)
