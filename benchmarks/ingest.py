@@ -1,10 +1,12 @@
 """Ingestion benchmark: how many events/s `POST /v1/batch` stores durably, and at what latency.
 
-Starts the real server (`storeloop serve`, production mode) on a throwaway SQLite file or
-PostgreSQL database, drives it with wrk (100-event batches of e-commerce events, ~1 KB each) and
-reports requests/s, events/s and the latency distribution. A 2xx means the body is committed to
-the inbox, so accepted events are durable events. The inbox processor that turns the inbox into
-stored events is measured separately, with unique message ids, while loaded and while draining.
+Starts storeloop in its production configuration on a throwaway SQLite file or PostgreSQL
+database: `storeloop serve` with STORELOOP_INPROCESS_WORKER=false (API processes that only accept)
+beside separate `storeloop worker` processes (the inbox processor). wrk drives `POST /v1/batch`
+(100-event batches of e-commerce events, ~1 KB each); the report gives requests/s, events/s and
+the latency distribution. A 2xx means the body is committed to the inbox, so accepted events are
+durable events. How fast the workers turn the inbox into stored events is reported apart, with
+unique message ids, while loaded and while draining; the API alone (no worker) is run too.
 
 Side by side, on the same machine: a bare Starlette app that only parses the body (the HTTP
 ceiling), and plain executemany inserts into SQLite/PostgreSQL (the storage ceiling).
@@ -34,7 +36,7 @@ import orjson
 from benchmarks import payloads, raw_storage, servers
 from benchmarks.inbox import Counts, Drain, InboxWatcher
 from benchmarks.machine import machine_info
-from benchmarks.procstat import CpuSample, cpu_between, machine_busy_fraction
+from benchmarks.procstat import CpuSample, cpu_between, machine_busy_fraction, tree_cpu_seconds
 from benchmarks.wrk import LoadResult, check_clean, require_wrk, run_wrk, wrk_version
 
 RESULTS = Path(__file__).with_name("results")
@@ -58,6 +60,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--pg-workers", default="2,1", help="API process counts to run on PostgreSQL"
     )
     parser.add_argument(
+        "--pg-processors",
+        type=int,
+        default=2,
+        help="`storeloop worker` processes beside the API on PostgreSQL (SQLite runs one)",
+    )
+    parser.add_argument(
         "--drain-timeout", type=float, default=600, help="seconds to wait for the inbox to empty"
     )
     parser.add_argument(
@@ -79,11 +87,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 class Target(NamedTuple):
-    """A running storeloop: where to send, the Authorization header, the server's pid."""
+    """A running storeloop: where to send, the Authorization header, the API's and workers' pids."""
 
     url: str
     auth: str
     pid: int
+    worker_pids: tuple[int, ...] = ()
 
 
 class Bench:
@@ -113,8 +122,11 @@ class Bench:
         check_clean(result, url)
         return result
 
-    def measure(self, url: str, auth: str, server_pid: int, *, unique: bool) -> dict[str, Any]:
-        """A measured run: wrk's numbers plus the CPU the server, wrk and the neighbours used."""
+    def measure(
+        self, url: str, auth: str, server_pid: int, *, unique: bool, workers: tuple[int, ...] = ()
+    ) -> dict[str, Any]:
+        """A measured run: wrk's numbers plus the CPU the API, the workers, wrk and the
+        neighbours used (the workers' CPU is counted apart from the API's)."""
         neighbours = machine_busy_fraction()
         if neighbours > BUSY_WARNING:
             print(
@@ -123,12 +135,19 @@ class Bench:
                 flush=True,
             )
         before = CpuSample.now(server_pid)
+        workers_before = sum(map(tree_cpu_seconds, workers))
         result = self.load(url, auth, self.args.duration, unique=unique)
+        workers_cpu = sum(map(tree_cpu_seconds, workers)) - workers_before
         cpu = cpu_between(before, CpuSample.now(server_pid), result.requests)
+        cpu["other_cpu_s"] = round(max(cpu["other_cpu_s"] - workers_cpu, 0.0), 2)
         return {
             **result.to_dict(),
             "events_per_s": round(result.requests_per_s * self.args.batch_size),
-            "cpu": cpu | {"machine_busy_before_run": round(neighbours, 3)},
+            "cpu": cpu
+            | {
+                "worker_cpu_s": round(workers_cpu, 2),
+                "machine_busy_before_run": round(neighbours, 3),
+            },
         }
 
     def scratch(self, name: str) -> Path:
@@ -187,7 +206,9 @@ def _storeloop_phase(
     """One measured load, then the time the processor needs to empty the inbox."""
     start = watcher.counts()
     started = time.monotonic()
-    load = bench.measure(target.url, target.auth, target.pid, unique=unique)
+    load = bench.measure(
+        target.url, target.auth, target.pid, unique=unique, workers=target.worker_pids
+    )
     load_seconds = time.monotonic() - started
     stop = watcher.counts()
     print(
@@ -212,32 +233,47 @@ def _storeloop_phase(
 
 @contextmanager
 def serving(
-    bench: Bench, database_url: str, workers: int, label: str, **settings: str
+    bench: Bench, database_url: str, workers: int, label: str, *, processors: int
 ) -> Iterator[tuple[Target, InboxWatcher]]:
-    """`storeloop serve` in production mode on ``database_url``, with a write key, warmed up."""
+    """Production configuration on ``database_url``: `storeloop serve` (``workers`` API
+    processes, no processor inside) and ``processors`` `storeloop worker` processes (0: the API
+    alone), with a write key, warmed up."""
     env = servers.storeloop_env(database_url, bench.scratch(f"data-{label}")) | {
-        f"STORELOOP_{name.upper()}": value for name, value in settings.items()
+        "STORELOOP_INPROCESS_WORKER": "false"
     }
     auth = servers.basic_auth(servers.create_write_key(env))
     port = servers.free_port()
-    log = bench.scratch("logs") / f"storeloop-{label}.log"
+    logs = bench.scratch("logs")
     watcher = InboxWatcher(database_url)
     try:
         command = servers.storeloop_command(port, workers)
-        with servers.running(command, env, f"http://127.0.0.1:{port}/readyz", log) as process:
-            target = Target(f"http://127.0.0.1:{port}/v1/batch", auth, process.pid)
+        ready = f"http://127.0.0.1:{port}/readyz"
+        with (
+            servers.running(command, env, ready, logs / f"storeloop-{label}.log") as process,
+            servers.workers(env, processors, logs, label) as worker_pids,
+        ):
+            target = Target(f"http://127.0.0.1:{port}/v1/batch", auth, process.pid, worker_pids)
             bench.load(target.url, auth, bench.args.warmup)
             yield target, watcher
     finally:
         watcher.close()
 
 
-def storeloop_run(bench: Bench, database_url: str, workers: int, label: str) -> dict[str, Any]:
-    """The production default: API processes with the inbox processor running inside them."""
-    print(f"  storeloop on {label}, {workers} API process(es) ...", flush=True)
-    with serving(bench, database_url, workers, label) as (target, watcher):
+def storeloop_run(
+    bench: Bench, database_url: str, workers: int, label: str, processors: int
+) -> dict[str, Any]:
+    """Production configuration: API processes that only accept, worker processes beside them."""
+    print(
+        f"  storeloop on {label}, {workers} API process(es), {processors} worker(s) ...",
+        flush=True,
+    )
+    with serving(bench, database_url, workers, label, processors=processors) as (target, watcher):
         warmup_drain = watcher.wait_drained(bench.args.drain_timeout)
-        run: dict[str, Any] = {"workers": workers, "warmup_drain_s": warmup_drain.seconds}
+        run: dict[str, Any] = {
+            "workers": workers,
+            "processors": processors,
+            "warmup_drain_s": warmup_drain.seconds,
+        }
         print("    rotating pool (duplicates accepted, deduplicated later)", flush=True)
         run["rotating"] = _storeloop_phase(bench, target, watcher, unique=False)
         if not bench.args.skip_processor:
@@ -247,9 +283,9 @@ def storeloop_run(bench: Bench, database_url: str, workers: int, label: str) -> 
 
 
 def accept_only_run(bench: Bench, database_url: str, workers: int, label: str) -> dict[str, Any]:
-    """The API alone (STORELOOP_INPROCESS_WORKER=false, no worker): the acceptance ceiling."""
-    print(f"  storeloop on {label}, {workers} API process(es), processor off ...", flush=True)
-    with serving(bench, database_url, workers, label, inprocess_worker="false") as (target, _):
+    """The API alone, no worker process: the acceptance ceiling when nothing competes for CPU."""
+    print(f"  storeloop on {label}, {workers} API process(es), no worker ...", flush=True)
+    with serving(bench, database_url, workers, label, processors=0) as (target, _):
         load = bench.measure(target.url, target.auth, target.pid, unique=False)
     print(f"    {load['events_per_s']:,} events/s accepted, p99 {load['latency_ms']['p99']} ms")
     return {"workers": workers, "load": load}
@@ -258,7 +294,7 @@ def accept_only_run(bench: Bench, database_url: str, workers: int, label: str) -
 def sqlite_runs(bench: Bench) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(production default runs, processor-off runs) on fresh SQLite files."""
     directory = bench.scratch("sqlite")
-    runs = [storeloop_run(bench, f"sqlite:///{directory}/storeloop.db", 1, "sqlite")]
+    runs = [storeloop_run(bench, f"sqlite:///{directory}/storeloop.db", 1, "sqlite", 1)]
     ceilings = []
     if not bench.args.skip_accept_only:
         url = f"sqlite:///{directory}/accept-only.db"
@@ -271,7 +307,8 @@ def postgres_runs(bench: Bench) -> tuple[list[dict[str, Any]], list[dict[str, An
     runs, ceilings = [], []
     for workers in (int(item) for item in bench.args.pg_workers.split(",")):
         with servers.postgres_database(bench.postgres_url) as url:
-            runs.append(storeloop_run(bench, url, workers, f"postgresql-{workers}"))
+            label = f"postgresql-{workers}"
+            runs.append(storeloop_run(bench, url, workers, label, bench.args.pg_processors))
         if not bench.args.skip_accept_only:
             with servers.postgres_database(bench.postgres_url) as url:
                 label = f"postgresql-{workers}-accept-only"
@@ -372,11 +409,12 @@ def _print_loads(report: dict[str, Any], connections: int) -> None:
     )
     for run in report["storeloop"]:
         workers = run["workers"]
-        print(_row(f"storeloop, {workers} proc, rotating pool", run["rotating"]["load"]))
+        name = f"storeloop, {workers} API + {run['processors']} worker"
+        print(_row(f"{name}, rotating pool", run["rotating"]["load"]))
         if "unique" in run:
-            print(_row(f"storeloop, {workers} proc, unique ids", run["unique"]["load"]))
+            print(_row(f"{name}, unique ids", run["unique"]["load"]))
     for run in report["storeloop_processor_off"]:
-        print(_row(f"storeloop, {run['workers']} proc, processor off", run["load"]))
+        print(_row(f"storeloop, {run['workers']} API, no worker", run["load"]))
     for run in report["baseline_starlette"]:
         print(_row(f"bare Starlette parse-only, {run['workers']} proc", run["load"]))
 

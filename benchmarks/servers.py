@@ -1,4 +1,5 @@
-"""Servers under test, run as subprocesses: `storeloop serve` in production mode, and the baseline.
+"""Servers under test, run as subprocesses: `storeloop serve` and `storeloop worker` in production
+mode, and the baseline.
 
 Also the throwaway databases they run on (a temp SQLite file, or a fresh PostgreSQL database that
 is dropped afterwards) and the workspace and write key created through the `storeloop` CLI.
@@ -160,6 +161,37 @@ def running(
             raise
         finally:
             _stop(process)
+
+
+@contextmanager
+def workers(
+    env: dict[str, str], count: int, log_dir: Path, label: str
+) -> Iterator[tuple[int, ...]]:
+    """``count`` `storeloop worker` processes (the inbox processor) until the block ends; their
+    pids. Stopped with SIGINT: a worker finishes its current transaction, then exits."""
+    logs = [(log_dir / f"worker-{label}-{index}.log").open("wb") for index in range(count)]
+    processes = [
+        subprocess.Popen(
+            [*STORELOOP, "worker"],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        for log in logs
+    ]
+    try:
+        time.sleep(0.5 if count else 0)
+        for process in processes:
+            if process.poll() is not None:
+                raise ServerFailed(f"a worker exited with {process.returncode} while starting")
+        yield tuple(process.pid for process in processes)
+    finally:
+        for process in processes:
+            _stop(process)
+        for log in logs:
+            log.close()
 
 
 @contextmanager

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Insert, Table, Uuid, any_, bindparam, delete, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -241,12 +242,39 @@ class InboxProcessor:
         if not derivations:
             session.execute(statement, rows)
             return
-        inserted = session.execute(statement.returning(EVENTS_TABLE.c.id), rows)
         # A duplicate messageId inserts no event, so it queues no derivation either.
-        stored = set(inserted.scalars())
+        if dialect == "postgresql":
+            stored = self._insert_events_postgresql(session, statement, rows, derivations)
+        else:
+            inserted = session.execute(statement.returning(EVENTS_TABLE.c.id), rows)
+            stored = set(inserted.scalars())
         queued = [row for row in derivations if row["event_id"] in stored]
         if queued:
             session.execute(DERIVATION_TABLE.insert(), queued)
+
+    @staticmethod
+    def _insert_events_postgresql(
+        session: Session,
+        statement: Insert,
+        rows: list[dict[str, Any]],
+        derivations: list[dict[str, Any]],
+    ) -> set[uuid.UUID]:
+        """Insert the events; the ids, among the derivation candidates, that were inserted.
+
+        With RETURNING, SQLAlchemy sends pages of 1,000 rows as one multi-VALUES statement of
+        about 500 KB, which psycopg re-parses on every execution (statements of more than 50
+        parameters are not cached): measured at about 40% of the processor's time. A plain
+        executemany reuses one cached single-row statement. The ids are fresh UUIDv7s, so the
+        candidates found in the table afterwards (same transaction) are exactly the inserted ones.
+        """
+        session.execute(statement, rows)
+        candidates = bindparam(
+            "candidate_ids", [row["event_id"] for row in derivations], type_=ARRAY(Uuid())
+        )
+        found = session.scalars(
+            select(EVENTS_TABLE.c.id).where(EVENTS_TABLE.c.id == any_(candidates))
+        )
+        return set(found)
 
 
 def _observation(event: NormalizedEvent) -> Observation:

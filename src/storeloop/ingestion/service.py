@@ -20,6 +20,7 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 from sqlalchemy.orm import Session, sessionmaker
 
 from storeloop.ingestion.body import Envelope, InvalidBody, decompress, parse_json, read_envelope
+from storeloop.ingestion.fastpath import certainly_valid
 from storeloop.ingestion.validation import (
     InvalidEvent,
     Limits,
@@ -91,27 +92,39 @@ def split_messages(
     """The valid events and the rejections of one body.
 
     The request calls this to answer and quarantine, the worker to store; with the same body,
-    inbox id and receive time they always agree on which events are valid.
+    inbox id and receive time they always agree on which events are valid. Without
+    ``build_documents`` (the request) only the rejections are wanted: messages the fast path
+    finds certainly valid skip the validator and no events are returned; the rest go through
+    ``normalize_message``, which alone words the rejections.
     """
     forced_type = None if source == BATCH_SOURCE else source
     events: list[NormalizedEvent] = []
     rejected: list[RejectedEvent] = []
     for index, raw in enumerate(envelope.messages):
+        if not build_documents and certainly_valid(
+            raw,
+            received_at=received_at,
+            limits=limits,
+            forced_type=forced_type,
+            batch_sent_at=envelope.sent_at,
+        ):
+            continue
         try:
-            events.append(
-                normalize_message(
-                    raw,
-                    received_at=received_at,
-                    fallback_message_id=fallback_message_id(inbox_id, index),
-                    limits=limits,
-                    forced_type=forced_type,
-                    batch_sent_at=envelope.sent_at,
-                    path=f"batch[{index}]" if envelope.is_batch else "",
-                    build_document=build_documents,
-                )
+            event = normalize_message(
+                raw,
+                received_at=received_at,
+                fallback_message_id=fallback_message_id(inbox_id, index),
+                limits=limits,
+                forced_type=forced_type,
+                batch_sent_at=envelope.sent_at,
+                path=f"batch[{index}]" if envelope.is_batch else "",
+                build_document=build_documents,
             )
         except InvalidEvent as exc:
             rejected.append(RejectedEvent(index, _message_id_of(raw), exc.rejection))
+            continue
+        if build_documents:
+            events.append(event)
     return events, rejected
 
 

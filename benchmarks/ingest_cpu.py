@@ -1,0 +1,168 @@
+"""CPU per `POST /v1/batch` request and per 100 processed events, measured in one process.
+
+Wall-clock benchmarks on a shared machine move with the neighbours; CPU time moves much less.
+This drives the ASGI app directly (no sockets, no uvicorn): 16 concurrent requests of 100
+realistic events, the group-commit writer thread included, then drains the inbox with the
+processor (unique message ids), and reports `time.process_time()` per request and per 100 events.
+
+    python -m benchmarks.ingest_cpu [--backend sqlite|postgresql] [--requests 1500]
+                                    [--no-fast-path]
+
+`--no-fast-path` sends every event through the full validator, as before the msgspec fast path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import gc
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+from benchmarks import payloads, servers
+from storeloop import migrate
+from storeloop.app import create_app
+from storeloop.config import Settings, generate_key
+from storeloop.db import create_db_engine, session_scope
+from storeloop.runtime import Runtime
+from storeloop.workspaces.service import KeyKind, create_api_key, create_workspace
+
+CONCURRENCY = 16
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+Message = MutableMapping[str, Any]
+App = Callable[
+    [Message, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+async def _post(app: App, body: bytes, authorization: bytes) -> None:
+    sent: list[Message] = []
+    delivered = False
+
+    async def receive() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    headers = [
+        (b"host", b"bench"),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"authorization", authorization),
+    ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/batch",
+        "raw_path": b"/v1/batch",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    await app(scope, receive, send)
+    if sent[0]["status"] != 200:
+        raise RuntimeError(f"POST /v1/batch answered {sent[0]['status']}")
+
+
+async def _load(app: App, bodies: list[bytes], authorization: bytes, count: int, tag: str) -> None:
+    """``count`` requests over 16 connections; every messageId made unique with ``tag``."""
+    remaining = list(range(count))
+
+    async def connection() -> None:
+        while remaining:
+            index = remaining.pop()
+            unique = f"{tag}-{index:08x}-".encode()
+            body = bodies[index % len(bodies)].replace(b"ajs-00000000-", unique)
+            await _post(app, body, authorization)
+
+    await asyncio.gather(*(connection() for _ in range(CONCURRENCY)))
+
+
+def _write_key(runtime: Runtime) -> bytes:
+    with session_scope(runtime.session_factory) as session:
+        workspace = create_workspace(session, runtime.keyring.master_key, "Bench", "bench")
+        key = create_api_key(session, workspace.id, KeyKind.WRITE, "bench").plaintext
+    return ("Basic " + base64.b64encode(f"{key}:".encode()).decode()).encode()
+
+
+def measure(database_url: str, requests: int, *, fast_path: bool) -> dict[str, float]:
+    engine = create_db_engine(database_url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    settings = Settings(
+        database_url=database_url,
+        master_key=generate_key(),
+        secret_key=generate_key(),
+        inprocess_worker=False,
+        rate_limit="10000000/second",
+        environment="production",
+    )
+    if not fast_path:
+        import storeloop.ingestion.service as service
+
+        service.certainly_valid = lambda *args, **kwargs: False  # type: ignore[assignment]
+    runtime = Runtime(settings)
+    runtime.start()
+    try:
+        authorization = _write_key(runtime)
+        app: App = create_app(settings, runtime)  # type: ignore[assignment]
+        bodies = payloads.batch_bodies(200, 100, now=datetime.now(UTC))
+        gc.collect()
+        gc.freeze()
+        asyncio.run(_load(app, bodies, authorization, 100, "warm"))
+        runtime.processor.drain()
+        cpu, loop = time.process_time(), time.thread_time()
+        asyncio.run(_load(app, bodies, authorization, requests, "run"))
+        cpu, loop = time.process_time() - cpu, time.thread_time() - loop
+        processed_cpu = time.process_time()
+        started = time.perf_counter()
+        runtime.processor.drain()
+        processed_cpu, seconds = time.process_time() - processed_cpu, time.perf_counter() - started
+    finally:
+        runtime.close()
+    return {
+        "request_cpu_ms": round(cpu * 1000 / requests, 3),
+        "request_cpu_ms_event_loop_thread": round(loop * 1000 / requests, 3),
+        "processor_cpu_ms_per_100_events": round(processed_cpu * 1000 / requests, 2),
+        "processor_events_per_s": round(requests * 100 / seconds),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--requests", type=int, default=1500)
+    parser.add_argument("--no-fast-path", action="store_true")
+    args = parser.parse_args(argv)
+    if args.backend == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="storeloop-cpu-") as directory:
+            result = measure(
+                f"sqlite:///{directory}/bench.db", args.requests, fast_path=not args.no_fast_path
+            )
+    else:
+        admin = os.environ.get("STORELOOP_BENCH_POSTGRES_URL", DEFAULT_POSTGRES)
+        with servers.postgres_database(admin) as url:
+            result = measure(url, args.requests, fast_path=not args.no_fast_path)
+    print(args.backend, "fast path off" if args.no_fast_path else "fast path on", result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
