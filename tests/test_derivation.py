@@ -39,6 +39,12 @@ def _page(url: str, referrer: str = "") -> dict[str, object]:
         ({"type": "page", "context": {"campaign": {"source": "newsletter"}}}, True),
         ({"type": "page", "context": {"storeloop": {"click_id": "x"}}}, True),
         ({"type": "identify", "context": {"campaign": {"source": "x"}}}, False),
+        # A product view on a landing page carries the landing's campaign: the page view counts.
+        (
+            {"type": "track", "event": "Product Viewed", "context": {"campaign": {"source": "x"}}},
+            False,
+        ),
+        ({"type": "screen", "context": {"campaign": {"source": "app"}}}, True),
         ({"type": "page", "context": "not an object"}, False),
     ],
 )

@@ -1,8 +1,9 @@
 """Which stored events later domains derive data from: orders and marketing touchpoints.
 
 The processor queues these in the same transaction as the event (models.DerivationTask), so
-the order and attribution pipelines see every one of them exactly when it is stored. Most page
-views (internal navigation) carry no marketing signal and are not queued.
+the order and attribution pipelines see every one of them exactly when it is stored: page and
+screen views with a marketing signal (campaign, click ids, an external referrer) and order and
+coupon events. Most page views (internal navigation) and every other track event are not queued.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ MARKETING_PARAMETERS = (
 def needs_derivation(document: dict[str, Any]) -> bool:
     message_type = document.get("type")
     if message_type == "track":
+        # Track events on a landing page repeat the page view's campaign and referrer (SDKs
+        # copy them onto every event of the page): only orders and coupons matter here.
         name = document.get("event")
-        if name in ORDER_EVENTS or name in COUPON_EVENTS:
-            return True
-    if message_type not in ("page", "screen", "track"):
+        return name in ORDER_EVENTS or name in COUPON_EVENTS
+    if message_type not in ("page", "screen"):
         return False
     context = document.get("context")
     if not isinstance(context, dict):
