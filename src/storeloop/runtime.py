@@ -6,7 +6,7 @@ import logging
 import threading
 from datetime import timedelta
 
-from storeloop.attribution.service import attribute_stale_orders
+from storeloop.attribution.service import attribute_stale_orders, mark_profile_orders_stale
 from storeloop.attribution.touchpoints import derive_touchpoints
 from storeloop.config import Settings
 from storeloop.db import create_db_engine, make_session_factory
@@ -60,6 +60,7 @@ class Runtime:
             self.keyring,
             self.limits,
             batch_size=settings.resolved_processor_batch_size,
+            on_profiles_merged=mark_profile_orders_stale,
         )
         # Orders and touchpoints derived from stored events; attribution of stale orders after.
         self.derivations = DerivationRunner(
@@ -104,8 +105,12 @@ class Runtime:
 
     def stop(self) -> None:
         """Commit what was accepted, stop the processor; the inbox keeps anything unprocessed."""
-        self.writer.stop()
-        self.tracking.stop()
+        # Clicks first and whatever happens to the other writer: they exist nowhere but in
+        # memory (the inbox keeps unprocessed events in the database).
+        try:
+            self.tracking.stop()
+        finally:
+            self.writer.stop()
         if self._processor_thread is not None:
             self._processor_stop.set()
             self._processor_thread.join(30)

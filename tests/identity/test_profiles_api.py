@@ -46,9 +46,18 @@ def test_visitor_becomes_one_searchable_profile(
     assert response.status_code == 200
     runtime.processor.drain()
 
-    by_email = client.get(
+    # An email in a URL would land in access logs: refused, and searched in a body instead.
+    in_url = client.get(
         "/api/v1/profiles",
         params={"email": "canary.person+storeloop@example.org"},
+        headers=workspace.bearer,
+    )
+    assert in_url.status_code == 422
+    assert in_url.json()["error"]["field"] == "email"
+    assert "canary" not in in_url.text
+    by_email = client.post(
+        "/api/v1/profiles/search",
+        json={"email": "Canary.Person+storeloop@example.org"},
         headers=workspace.bearer,
     )
     assert by_email.status_code == 200

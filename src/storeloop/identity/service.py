@@ -192,11 +192,14 @@ def resolve(
     observations: Sequence[Observation],
     *,
     default_phone_region: str | None = None,
+    on_merge: Callable[[set[uuid.UUID]], object] | None = None,
 ) -> dict[str, uuid.UUID]:
     """Apply a batch of observations; return message_id -> profile_id of each observation's
     primary identifier (user_id if present, else anonymous_id).
 
-    Observations with neither id are left out of the result. Flushes, never commits.
+    ``on_merge`` is called with every profile id that lost or gained identifiers to another
+    profile in this batch (derived data such as attribution depends on it). Observations with
+    neither id are left out of the result. Flushes, never commits.
     """
     if not observations:
         return {}
@@ -246,7 +249,9 @@ def resolve(
         return assignment[node] if node in assignment else previous[node].profile_id
 
     _store_identifiers(repository, cipher, batch, previous, assignment, edge_first_seen)
-    _fold_vacated_profiles(repository, previous, assignment, now)
+    moved_between = _fold_vacated_profiles(repository, previous, assignment, now)
+    if moved_between and on_merge is not None:
+        on_merge(moved_between)
     rewritten.update(current(node) for node in changed_trait_nodes)
     _write_profiles(
         repository,
@@ -378,15 +383,17 @@ def _fold_vacated_profiles(
     previous: Mapping[Node, IdentifierRecord],
     assignment: Mapping[Node, uuid.UUID],
     now: datetime,
-) -> None:
-    """Redirect profiles left without identifiers, and move events to their nodes' new profile."""
+) -> set[uuid.UUID]:
+    """Redirect profiles left without identifiers, and move events to their nodes' new profile.
+
+    Returns the profiles identifiers moved from and to."""
     moves: dict[uuid.UUID, dict[uuid.UUID, list[Node]]] = {}
     for node, profile_id in assignment.items():
         record = previous.get(node)
         if record is not None and record.profile_id != profile_id:
             moves.setdefault(record.profile_id, {}).setdefault(profile_id, []).append(node)
     if not moves:
-        return
+        return set()
     active = set(assignment.values())
     candidates = moves.keys() - active
     vacated = candidates - repository.owning_profiles(candidates) if candidates else set()
@@ -411,6 +418,7 @@ def _fold_vacated_profiles(
             )
     repository.merge_profiles(merges, now)
     repository.repoint_events(whole_moves)
+    return set(moves) | {new for targets in moves.values() for new in targets}
 
 
 def _write_profiles(

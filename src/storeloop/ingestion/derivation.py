@@ -12,22 +12,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from storeloop.ingestion.validation import COUPON_EVENTS, ORDER_EVENTS
+from storeloop.kit.tracking_params import AD_CLICK_ID_PARAMETERS, CLICK_ID_PARAMETER
 
-# Query parameters that mark a landing from a campaign or an ad platform.
-MARKETING_PARAMETERS = (
-    "utm_",
-    "sl_click",
-    "gclid",
-    "gbraid",
-    "wbraid",
-    "fbclid",
-    "ttclid",
-    "msclkid",
-    "li_fat_id",
-    "twclid",
-    "epik",
-    "sccid",
-)
+# Query parameter prefixes that mark a landing from a campaign or an ad platform.
+_MARKERS = ("utm_", CLICK_ID_PARAMETER, *AD_CLICK_ID_PARAMETERS)
 
 
 def needs_derivation(document: dict[str, Any]) -> bool:
@@ -60,7 +48,7 @@ def needs_derivation(document: dict[str, Any]) -> bool:
 
 def _has_marketing_parameter(text: str) -> bool:
     query = text.split("?", 1)[1] if "?" in text else text
-    return any(parameter in query for parameter in MARKETING_PARAMETERS)
+    return any(marker in query for marker in _MARKERS)
 
 
 def _host(url: str) -> str:

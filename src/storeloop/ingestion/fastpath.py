@@ -33,8 +33,9 @@ from storeloop.ingestion.validation import (
 )
 from storeloop.kit.timeutil import as_utc
 
-# Below this magnitude a number needs no Decimal to know it fits NUMERIC(18, 4) after rounding.
-_SAFE_MAGNITUDE = 1e13
+# Below this magnitude a number needs no Decimal to know it is a storable amount after rounding
+# (kit.money allows 11 integer digits).
+_SAFE_MAGNITUDE = 1e10
 _SAFE_INT = 10**13
 
 # The validator's limits as msgspec constraints, checked in C. Stricter is fine (the validator

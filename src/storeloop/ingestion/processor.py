@@ -12,7 +12,7 @@ import logging
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import orjson
@@ -38,6 +38,8 @@ from storeloop.workspaces.repository import WorkspaceRepository
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+# (session, workspace_id, profile ids a merge touched) -> anything
+ProfilesMerged = Callable[[Session, uuid.UUID, set[uuid.UUID]], object]
 EVENTS_TABLE = cast(Table, Event.__table__)
 DERIVATION_TABLE = cast(Table, DerivationTask.__table__)
 
@@ -50,11 +52,15 @@ class InboxProcessor:
         limits: Limits,
         *,
         batch_size: int = 64,
+        on_profiles_merged: ProfilesMerged | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.keyring = keyring
         self.limits = limits
         self.batch_size = batch_size
+        # Told, inside the same transaction, which profiles a merge touched (attribution
+        # re-attributes their orders); wired by the runtime so ingestion knows no later domain.
+        self.on_profiles_merged = on_profiles_merged
 
     def process_once(self) -> int:
         """Process up to ``batch_size`` inbox entries in one transaction; returns how many."""
@@ -191,12 +197,16 @@ class InboxProcessor:
             return
         cipher = self.keyring.cipher(workspace_id)
         region = WorkspaceRepository(session).phone_region(workspace_id)
+        on_profiles_merged = self.on_profiles_merged
         profiles = resolve(
             session,
             workspace_id,
             cipher,
             [_observation(event) for event in events],
             default_phone_region=region,
+            on_merge=None
+            if on_profiles_merged is None
+            else lambda profile_ids: on_profiles_merged(session, workspace_id, profile_ids),
         )
         rows: list[dict[str, Any]] = []
         derivations: list[dict[str, Any]] = []

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from storeloop.kit.money import MAX_MONEY_DIGITS, MONEY_QUANTUM
 from storeloop.kit.timeutil import as_utc, isoformat
 
 MESSAGE_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
@@ -44,9 +45,9 @@ ECOMMERCE_EVENTS = ORDER_EVENTS | PRODUCT_EVENTS | CART_EVENTS | COUPON_EVENTS
 EVENTS_REQUIRING_ORDER_ID = frozenset(
     {"Order Completed", "Order Updated", "Order Refunded", "Order Cancelled"}
 )
-# Amounts must fit the events.revenue column, NUMERIC(18, 4).
-MAX_NUMBER_DIGITS = 14
-MONEY_QUANTUM = Decimal("0.0001")
+# Amounts must round-trip exactly through the events.revenue column on both databases
+# (kit.money: 4 decimal places, 11 integer digits).
+MAX_NUMBER_DIGITS = MAX_MONEY_DIGITS
 MAX_MONEY = Decimal(10) ** MAX_NUMBER_DIGITS
 MONEY_FIELDS = ("total", "revenue", "subtotal", "shipping", "tax", "discount", "value", "price")
 
