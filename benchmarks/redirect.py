@@ -57,6 +57,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="extra STORELOOP_NAME=VALUE for the server (repeatable), e.g. click_flush_ms=50",
     )
     parser.add_argument("--skip-baseline", action="store_true", help="storeloop runs only")
+    parser.add_argument(
+        "--user-agents",
+        type=int,
+        default=1,
+        help="distinct user agents wrk cycles through (e.g. 10000: the bot rules' caches miss)",
+    )
     return parser.parse_args(argv)
 
 
@@ -71,7 +77,12 @@ def run_wrk(url: str, args: argparse.Namespace, seconds: int, expected: int = 30
         f"--script={SCRIPT}",
         url,
     ]
-    env = {**os.environ, "BENCH_PATH": "/" + url.split("/", 3)[3], "BENCH_STATUS": str(expected)}
+    env = {
+        **os.environ,
+        "BENCH_PATH": "/" + url.split("/", 3)[3],
+        "BENCH_STATUS": str(expected),
+        "BENCH_USER_AGENTS": str(args.user_agents),
+    }
     completed = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if completed.returncode != 0:
         raise LoadFailed(f"wrk exited with {completed.returncode}: {completed.stderr.strip()}")
@@ -268,7 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     report["machine"] = machine_info(wrk=wrk_version())
     report["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / ("redirect-sqlite.json" if not args.setting else "redirect-sqlite-custom.json")
+    name = "redirect-sqlite.json" if not args.setting else "redirect-sqlite-custom.json"
+    if args.user_agents != 1:
+        name = name.replace(".json", f"-{args.user_agents}-user-agents.json")
+    path = RESULTS / name
     path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
     t = report["targets"]
     print(

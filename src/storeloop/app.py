@@ -172,6 +172,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 503,
                 error_document({"code": "database_unavailable", "message": "database unreachable"}),
             )
+        if not request.app.state.runtime.tracking.clicks.is_alive:
+            message = "the click writer thread is not running"
+            return _json(503, error_document({"code": "click_writer_down", "message": message}))
         return _json(200, {"status": "ready"})
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -112,7 +112,18 @@ def serve(
         workers=workers,
         log_level="info",
         access_log=False,
+        # One setting for proxies: uvicorn rewrites the client address from X-Forwarded-For
+        # only for STORELOOP_TRUSTED_PROXIES (by default nobody), never for every peer.
+        **_proxy_options(settings.trusted_proxies),
     )
+
+
+def _proxy_options(trusted_proxies: str) -> dict[str, Any]:
+    """uvicorn's proxy options for STORELOOP_TRUSTED_PROXIES (comma- or space-separated)."""
+    networks = trusted_proxies.replace(",", " ").split()
+    if not networks:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(networks)}
 
 
 @app.command()
@@ -820,13 +831,17 @@ def orders_import(
         list[str] | None, typer.Option("--map", help="column=field (repeatable)")
     ] = None,
     currency: Annotated[str | None, typer.Option(help="3-letter currency of the orders")] = None,
+    date_format: Annotated[
+        str | None,
+        typer.Option(help="iso (default), dmy, mdy, or a strptime pattern such as %d.%m.%Y"),
+    ] = None,
 ) -> None:
     """Import orders from a CSV of order lines; re-importing the same file changes nothing."""
     from storeloop.orders import csv_import
 
     settings = _settings()
     try:
-        import_settings = csv_import.import_settings(preset, map or [], currency)
+        import_settings = csv_import.import_settings(preset, map or [], currency, date_format)
     except StoreloopError as exc:
         raise _fail(exc.message) from None
     engine = create_db_engine(settings.resolved_database_url)
@@ -851,7 +866,8 @@ def orders_import(
         engine.dispose()
     console.print(
         f"rows {result.rows}: {result.imported} orders imported, {result.updated} updated, "
-        f"{result.unchanged} unchanged, {len(result.errors)} rows with errors"
+        f"{result.unchanged} unchanged, {result.cancellations} cancellations, "
+        f"{len(result.errors)} rows with errors"
     )
     for error in result.errors[:50]:
         console.print(f"  line {error.line}, column {error.column}: {error.reason}")

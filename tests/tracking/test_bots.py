@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from storeloop.kit.ids import new_id
-from storeloop.tracking.bots import VelocityRule, user_agent_verdict
+from storeloop.kit.urls import destination_allowed
+from storeloop.tracking.bots import VelocityRule, user_agent_key, user_agent_verdict
 from storeloop.tracking.network import client_ip, parse_networks, truncate_ip
-from storeloop.tracking.repository import destination_host, host_allowed
+from storeloop.tracking.privacy import reduce_referrer, reduce_user_agent
 
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -36,18 +37,21 @@ def test_user_agent_verdicts(user_agent: str | None, verdict: str | None) -> Non
     assert user_agent_verdict(user_agent) == verdict
 
 
+CHROME_KEY = user_agent_key(CHROME)
+
+
 def test_velocity_counts_per_key_within_a_sliding_minute() -> None:
     rule = VelocityRule(3)
     link, other = new_id(), new_id()
     start = 1_000_040.0  # 20 s into a minute window (windows start at multiples of 60 s)
-    verdicts = [rule.exceeded(link, "198.51.100.0/24", CHROME, start + i) for i in range(5)]
+    verdicts = [rule.exceeded(link, "198.51.100.0/24", CHROME_KEY, start + i) for i in range(5)]
     assert verdicts == [False, False, False, True, True]
-    assert rule.exceeded(other, "198.51.100.0/24", CHROME, start + 5) is False
-    assert rule.exceeded(link, "203.0.113.0/24", CHROME, start + 5) is False
+    assert rule.exceeded(other, "198.51.100.0/24", CHROME_KEY, start + 5) is False
+    assert rule.exceeded(link, "203.0.113.0/24", CHROME_KEY, start + 5) is False
     # 50 s into the next window: the previous minute's 5 clicks still weigh 5 x 10/60 < 1.
-    assert rule.exceeded(link, "198.51.100.0/24", CHROME, 1_000_130.0) is False
+    assert rule.exceeded(link, "198.51.100.0/24", CHROME_KEY, 1_000_130.0) is False
     # Two windows later nothing is remembered.
-    later = [rule.exceeded(link, "198.51.100.0/24", CHROME, 1_000_250.0 + i) for i in range(4)]
+    later = [rule.exceeded(link, "198.51.100.0/24", CHROME_KEY, 1_000_250.0 + i) for i in range(4)]
     assert later == [False, False, False, True]
 
 
@@ -91,5 +95,81 @@ def test_forwarded_for_is_read_from_the_right_past_trusted_proxies() -> None:
     ],
 )
 def test_destination_hosts(url: str, allowed: bool) -> None:
-    host = destination_host(url)
-    assert (host is not None and host_allowed(host, ("store.com",))) is allowed
+    assert destination_allowed(url, ("store.com",)) is allowed
+
+
+IN_APP_BROWSERS = {
+    "instagram": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 Instagram 307.0.0.34.111 (iPhone15,2; iOS 17_1; en_US; "
+    "en; scale=3.00; 1179x2556; 531826151)",
+    "facebook": "Mozilla/5.0 (iPhone; CPU iPhone OS 16_6 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBAV/428.0.0.36.117;FBBV/531113345;"
+    "FBDV/iPhone14,5;FBMD/iPhone;FBSN/iOS;FBSV/16.6;FBSS/3;FBID/phone;FBLC/en_US;FBOP/5]",
+    "tiktok": "Mozilla/5.0 (Linux; Android 13; SM-S911B Build/TP1A.220624.014; wv) "
+    "AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/119.0.6045.163 Mobile "
+    "Safari/537.36 trill_320403 JsSdk/1.0 NetType/WIFI Channel/googleplay AppName/musical_ly "
+    "app_version/32.4.3 ByteLocale/en Region/US AppId/1233 BytedanceWebview/d8a21c6",
+    "snapchat": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_1 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 Snapchat/12.60.0.38 (like Safari/8617.1.17.10.12, panda)",
+    "pinterest": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 [Pinterest/iOS]",
+    "linkedin": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 [LinkedInApp]/9.29.1240",
+    "viber": "Mozilla/5.0 (Linux; Android 12; SM-A525F Build/SP1A.210812.016; wv) "
+    "AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/119.0.6045.66 Mobile "
+    "Safari/537.36 Viber/20.8.0.5",
+    "line": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 Safari Line/13.19.0",
+}
+
+
+@pytest.mark.parametrize("app", sorted(IN_APP_BROWSERS))
+def test_in_app_browsers_are_people(app: str) -> None:
+    assert user_agent_verdict(IN_APP_BROWSERS[app]) is None
+
+
+def test_the_snapchat_preview_fetcher_is_a_link_preview() -> None:
+    snap = (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/83.0.4103.116 Safari/537.36 (compatible; Snap URL Preview Service; bot; snapchat; "
+        "https://developers.snap.com/robots)"
+    )
+    assert user_agent_verdict(snap) == "link_preview"
+
+
+def test_velocity_keys_hold_a_64_bit_hash_not_the_user_agent() -> None:
+    rule = VelocityRule(1)
+    link = new_id()
+    key = user_agent_key(CHROME)
+    assert key is not None
+    assert 0 <= key < 2**64
+    assert key == user_agent_key(CHROME) != user_agent_key(CHROME + " x")
+    assert rule.exceeded(link, "198.51.100.0/24", key, 0.0) is False
+    assert list(rule._current) == [(link, "198.51.100.0/24", key)]
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "reduced"),
+    [
+        (CHROME, "Chrome/Windows/desktop"),
+        (IN_APP_BROWSERS["instagram"], "Instagram/iOS/mobile"),
+        (IN_APP_BROWSERS["tiktok"], "TikTok/Android/mobile"),
+        ("curl/8.5.0", "other/other/other"),
+        (None, None),
+    ],
+)
+def test_user_agents_are_kept_reduced(user_agent: str | None, reduced: str | None) -> None:
+    assert reduce_user_agent(user_agent) == reduced
+
+
+@pytest.mark.parametrize(
+    ("referrer", "kept"),
+    [
+        ("https://www.google.com/search?q=ana%40mail.com#top", "https://www.google.com/search"),
+        ("https://user:pw@l.instagram.com:8443/out?u=x", "https://l.instagram.com/out"),
+        ("android-app://com.google.android.gm/", None),
+        ("", None),
+    ],
+)
+def test_referrers_keep_scheme_host_and_path(referrer: str, kept: str | None) -> None:
+    assert reduce_referrer(referrer) == kept

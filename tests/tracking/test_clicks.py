@@ -155,9 +155,9 @@ def test_clicks_wait_while_the_database_is_unreachable(
         writer.record(row)
     with caplog.at_level(logging.ERROR, logger="storeloop.tracking.clicks"):
         assert writer.flush() == 0
-    # Kept for the next attempt, within max_pending: the oldest one was dropped.
-    assert writer.pending == 3
-    assert "writing 4 clicks failed: OperationalError" in caplog.text
-    assert "dropped the 1 oldest unwritten clicks" in caplog.text
+    # Kept for the next attempt, within max_pending: the click past it was dropped at record().
+    assert (writer.pending, writer.dropped) == (3, 1)
+    assert "writing 3 clicks failed: OperationalError" in caplog.text
+    assert "click queue full: dropped 1 clicks" in caplog.text
     assert "Secret-Agent" not in caplog.text
     unreachable.dispose()

@@ -10,14 +10,13 @@ from fastapi.testclient import TestClient
 
 from storeloop.kit.timeutil import as_utc
 from storeloop.runtime import Runtime
-from tests.factories.tracking import (
-    allow_domains,
-    clicks_of,
+from tests.factories.influencers import (
     make_campaign,
     make_influencer,
-    make_link,
     set_link_active,
+    store_unchecked_link,
 )
+from tests.factories.tracking import allow_domains, clicks_of, make_link
 from tests.factories.workspaces import WorkspaceKeys
 from tests.tracking.conftest import ClientFactory
 
@@ -39,19 +38,28 @@ def test_redirect_adds_utm_and_click_id_sets_cookies_and_records_the_click(
     client, rt = make_client(client=("198.51.100.23", 40000))
     allow_domains(rt, workspace.id, "store.com")
     influencer = make_influencer(rt, workspace.id, handles={"instagram": "@ana.styles"})
-    campaign = make_campaign(rt, workspace.id, name="Spring Drop 2026", channel="Influencer")
+    campaign = make_campaign(
+        rt,
+        workspace.id,
+        name="Spring Drop 2026",
+        channel="Influencer",
+        influencer_ids=[influencer.id],
+    )
     link = make_link(
         rt,
         workspace.id,
         "https://store.com/products/linen-shirt?color=sea%20blue#reviews",
-        campaign_id=campaign,
-        influencer_id=influencer,
+        campaign_id=campaign.id,
+        influencer_id=influencer.id,
     )
 
     before = datetime.now(UTC)
     response = client.get(
         f"/r/{link.code}",
-        headers={"user-agent": BROWSER, "referer": "https://www.instagram.com/"},
+        headers={
+            "user-agent": BROWSER,
+            "referer": "https://l.instagram.com/out?u=https%3A%2F%2Fstore.com&e=ana%40mail.com#x",
+        },
         follow_redirects=False,
     )
     after = datetime.now(UTC)
@@ -68,7 +76,7 @@ def test_redirect_adds_utm_and_click_id_sets_cookies_and_records_the_click(
     assert response.headers["cache-control"] == "no-store"
     cookies = _cookies(response.headers.get_list("set-cookie"))
     assert cookies["sl_click"] == (
-        f"sl_click={click_id}; Max-Age={MAX_AGE}; Path=/; SameSite=Lax; HttpOnly"
+        f"sl_click={workspace.id.hex}.{click_id}; Max-Age={MAX_AGE}; Path=/; SameSite=Lax; HttpOnly"
     )
     visitor = re.fullmatch(
         rf"sl_aid=({UUID}); Max-Age={MAX_AGE}; Path=/; SameSite=Lax; HttpOnly", cookies["sl_aid"]
@@ -79,8 +87,9 @@ def test_redirect_adds_utm_and_click_id_sets_cookies_and_records_the_click(
     assert str(click.id) == click_id
     assert click.link_id == link.id
     assert click.ip_truncated == "198.51.100.0/24"
-    assert click.user_agent == BROWSER
-    assert click.referrer == "https://www.instagram.com/"
+    # Kept reduced: browser family / OS / device class, and the referrer without its query.
+    assert click.user_agent == "Safari/iOS/mobile"
+    assert click.referrer == "https://l.instagram.com/out"
     assert click.anonymous_id == visitor.group(1)
     assert (click.is_bot, click.bot_reason) == (False, None)
     assert before <= as_utc(click.clicked_at) <= after
@@ -97,7 +106,7 @@ def test_link_utm_overrides_campaign_which_overrides_defaults_and_destination_wi
         runtime,
         workspace.id,
         "https://store.com/?utm_medium=newsletter&sl_click=stale",
-        campaign_id=campaign,
+        campaign_id=campaign.id,
         utm={"utm_campaign": "summer-ugc", "utm_content": "reel-3"},
     )
     response = client.get(f"/r/{link.code}", follow_redirects=False)
@@ -136,8 +145,8 @@ def test_https_cookie_domain_and_a_returning_visitor(
     [cookie] = response.headers.get_list("set-cookie")  # sl_aid exists: not set again
     click_id = response.headers["location"].rsplit("sl_click=", 1)[1]
     assert cookie == (
-        f"sl_click={click_id}; Max-Age={MAX_AGE}; Path=/; SameSite=Lax; HttpOnly; Secure; "
-        "Domain=.store.com"
+        f"sl_click={workspace.id.hex}.{click_id}; Max-Age={MAX_AGE}; Path=/; SameSite=Lax; "
+        "HttpOnly; Secure; Domain=.store.com"
     )
     [click] = clicks_of(rt, workspace.id)
     assert click.anonymous_id == "visitor-123"
@@ -244,7 +253,7 @@ def test_destinations_off_the_allowed_domains_are_never_redirected(
     client: TestClient, runtime: Runtime, workspace: WorkspaceKeys, destination: str
 ) -> None:
     allow_domains(runtime, workspace.id, "store.com")
-    link = make_link(runtime, workspace.id, destination)
+    link = store_unchecked_link(runtime, workspace.id, destination)
     response = client.get(f"/r/{link.code}", follow_redirects=False)
     assert response.status_code == 404
     assert "location" not in response.headers
@@ -270,8 +279,8 @@ def test_unknown_disabled_and_refused_links_get_the_same_friendly_page(
 ) -> None:
     allow_domains(runtime, workspace.id, "store.com")
     disabled = make_link(runtime, workspace.id)
-    set_link_active(runtime, disabled.id, False)
-    off_domain = make_link(runtime, workspace.id, "https://elsewhere.com/")
+    set_link_active(runtime, workspace.id, disabled.id, False)
+    off_domain = store_unchecked_link(runtime, workspace.id, "https://elsewhere.com/")
     pages = [
         client.get(path, follow_redirects=False)
         for path in (
@@ -328,7 +337,9 @@ def test_a_link_never_uses_another_workspaces_settings_or_campaign(
     # The other store allows store.com and owns the campaign; this store allows nothing.
     allow_domains(runtime, other_workspace.id, "store.com")
     foreign_campaign = make_campaign(runtime, other_workspace.id, name="Not yours")
-    link = make_link(runtime, workspace.id, campaign_id=foreign_campaign)
+    link = store_unchecked_link(
+        runtime, workspace.id, "https://store.com/", campaign_id=foreign_campaign.id
+    )
     assert client.get(f"/r/{link.code}", follow_redirects=False).status_code == 404
 
     allow_domains(runtime, workspace.id, "store.com")

@@ -7,13 +7,20 @@ misclassified is turned away.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from functools import lru_cache
 
 from crawlerdetect import CrawlerDetect
 
+# A prefetch or an embedded fetch of the link (Sec-Fetch-Mode other than navigate, Sec-Purpose:
+# prefetch): stored, but not a person following it.
+NOT_NAVIGATION = "not_navigation"
+
 # Apps that fetch a link to draw its preview card when it is pasted into a chat or a post. Most
-# are in crawlerdetect's list too; naming them keeps the reason precise ("link_preview").
+# are in crawlerdetect's list too; naming them keeps the reason precise ("link_preview"). These
+# are the fetchers' own tokens, never an app's name alone: the in-app browsers of Snapchat,
+# Viber, LinkedIn or Pinterest carry the app's name and are people.
 LINK_PREVIEW_FETCHERS = (
     "facebookexternalhit",
     "facebookcatalog",
@@ -21,15 +28,13 @@ LINK_PREVIEW_FETCHERS = (
     "twitterbot",
     "slackbot",
     "slack-imgproxy",
-    "whatsapp",
     "telegrambot",
     "discordbot",
     "linkedinbot",
     "skypeuripreview",
     "pinterestbot",
     "redditbot",
-    "snapchat",
-    "viber",
+    "snap url preview service",
     "vkshare",
     "embedly",
     "iframely",
@@ -48,11 +53,20 @@ def user_agent_verdict(user_agent: str | None) -> str | None:
     if not user_agent or not user_agent.strip():
         return "no_user_agent"
     lowered = user_agent.lower()
-    if any(token in lowered for token in LINK_PREVIEW_FETCHERS):
+    # WhatsApp's fetcher is "WhatsApp/2.23.20.0 A"; WhatsApp has no in-app browser of its own.
+    if lowered.startswith("whatsapp/") or any(token in lowered for token in LINK_PREVIEW_FETCHERS):
         return "link_preview"
     if _crawler_detect.is_crawler(user_agent):
         return "user_agent"
     return None
+
+
+def user_agent_key(user_agent: str | None) -> int | None:
+    """A 64-bit hash of a user agent: velocity counts per browser without keeping its text."""
+    if user_agent is None:
+        return None
+    digest = hashlib.blake2b(user_agent.encode("utf-8", "replace"), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
 
 
 class VelocityRule:
@@ -68,13 +82,14 @@ class VelocityRule:
         self._window = window_s
         self._max_keys = max_keys
         self._window_start = 0.0
-        self._current: dict[tuple[uuid.UUID, str | None, str | None], int] = {}
-        self._previous: dict[tuple[uuid.UUID, str | None, str | None], int] = {}
+        self._current: dict[tuple[uuid.UUID, str | None, int | None], int] = {}
+        self._previous: dict[tuple[uuid.UUID, str | None, int | None], int] = {}
 
     def exceeded(
-        self, link_id: uuid.UUID, ip_range: str | None, user_agent: str | None, now: float
+        self, link_id: uuid.UUID, ip_range: str | None, user_agent_key: int | None, now: float
     ) -> bool:
-        """Count this click; True when it is over the limit."""
+        """Count this click (``user_agent_key`` from ``user_agent_key()``); True when it is over
+        the limit."""
         elapsed = now - self._window_start
         if elapsed >= self._window:
             windows = int(elapsed // self._window)
@@ -82,7 +97,7 @@ class VelocityRule:
             self._current = {}
             self._window_start += windows * self._window
             elapsed = now - self._window_start
-        key = (link_id, ip_range, user_agent)
+        key = (link_id, ip_range, user_agent_key)
         count = self._current.get(key, 0) + 1
         if count == 1 and len(self._current) >= self._max_keys:
             # A flood of distinct keys: stop counting new ones rather than grow without bound.
@@ -104,6 +119,6 @@ class BotDetector:
         reason = user_agent_verdict(user_agent)
         if reason is not None:
             return reason
-        if self.velocity.exceeded(link_id, ip_range, user_agent, now):
+        if self.velocity.exceeded(link_id, ip_range, user_agent_key(user_agent), now):
             return "velocity"
         return None

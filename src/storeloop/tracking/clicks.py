@@ -3,7 +3,9 @@
 The redirect appends a row to an in-memory queue and answers at once; a thread inserts what has
 gathered every ``flush_ms`` (sooner when ``flush_max`` rows wait) with one multi-row insert and
 one commit. ``stop()`` writes everything still queued, so a clean shutdown loses no click; a crash
-can lose the clicks of the last interval, because the redirect never waits for the disk.
+can lose the clicks of the last interval, because the redirect never waits for the disk (ADR 0010).
+The thread also applies the user agent bot rules and reduces the user agent and referrer to what
+is kept (tracking.privacy), work the redirect's response does not wait for.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from sqlalchemy import Engine, insert
 from sqlalchemy.exc import DataError, IntegrityError
 
 from storeloop.models import Click
+from storeloop.tracking.bots import NOT_NAVIGATION, user_agent_verdict
+from storeloop.tracking.privacy import reduce_referrer, reduce_user_agent
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +59,24 @@ def _text_time(value: Any) -> Any:
     return value
 
 
+class _PreparedRow(dict[str, Any]):
+    """A row already passed through prepare() (a retried row must not be reduced twice)."""
+
+
+def prepare(row: dict[str, Any]) -> dict[str, Any]:
+    """The row as stored: the user agent's bot verdict applied (it outranks velocity), then the
+    user agent and referrer reduced."""
+    user_agent = row["user_agent"]
+    if row["bot_reason"] != NOT_NAVIGATION:
+        verdict = user_agent_verdict(user_agent)
+        if verdict is not None:
+            row["bot_reason"] = verdict
+    row["is_bot"] = row["bot_reason"] is not None
+    row["user_agent"] = reduce_user_agent(user_agent)
+    row["referrer"] = reduce_referrer(row["referrer"])
+    return row
+
+
 def _sqlite_values(row: dict[str, Any]) -> tuple[Any, ...]:
     return (
         _hex(row["id"]),
@@ -78,14 +100,18 @@ class ClickWriter:
         flush_ms: float = 200.0,
         flush_max: int = 256,
         max_pending: int = 200_000,
+        lock_timeout_s: float = 10.0,
     ) -> None:
-        """``max_pending`` bounds memory while the database is unreachable: beyond it the oldest
-        waiting clicks are dropped (and counted in the log)."""
+        """``max_pending`` bounds memory while the database is unreachable or slower than the
+        clicks: beyond it new clicks are dropped, counted, and the count logged (once per
+        flush, never per click)."""
         self._engine = engine
         self._is_sqlite = engine.dialect.name == "sqlite"
         self._interval = flush_ms / 1000.0
         self._flush_max = flush_max
         self._max_pending = max_pending
+        self._lock_timeout = lock_timeout_s
+        self._dropped_unlogged = 0
         # deque.append and popleft are atomic: the event loop appends, the writer thread pops.
         self._pending: deque[dict[str, Any]] = deque()
         self._wake = threading.Event()
@@ -101,8 +127,23 @@ class ClickWriter:
     def pending(self) -> int:
         return len(self._pending)
 
+    @property
+    def dropped(self) -> int:
+        return self.clicks_dropped
+
+    @property
+    def is_alive(self) -> bool:
+        """True while the writer thread runs (False before start() and after it died)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def record(self, row: dict[str, Any]) -> None:
-        """Queue one click row (the columns of ``clicks``); never blocks."""
+        """Queue one click row (the columns of ``clicks``, ``user_agent`` and ``referrer`` as
+        received); never blocks. A full queue drops the click."""
+        if len(self._pending) >= self._max_pending:
+            self.clicks_dropped += 1
+            self._dropped_unlogged += 1
+            self._wake.set()
+            return
         self._pending.append(row)
         if len(self._pending) >= self._flush_max:
             self._wake.set()
@@ -130,8 +171,13 @@ class ClickWriter:
             logger.error("%d clicks could not be written before shutdown", len(self._pending))
 
     def flush(self) -> int:
-        """Write what is queued now; returns how many clicks were written."""
-        with self._flush_lock:
+        """Write what is queued now; returns how many clicks were written (0 when another
+        flush held the lock past ``lock_timeout_s``: a hung database never hangs shutdown)."""
+        if not self._flush_lock.acquire(timeout=self._lock_timeout):
+            logger.error("click flush skipped: another flush did not finish in time")
+            return 0
+        try:
+            self._log_dropped()
             before = self.clicks_written
             while self._pending:
                 unwritten = self._write(self._take(_CHUNK))
@@ -139,6 +185,13 @@ class ClickWriter:
                     self._put_back(unwritten)
                     break
             return self.clicks_written - before
+        finally:
+            self._flush_lock.release()
+
+    def _log_dropped(self) -> None:
+        dropped, self._dropped_unlogged = self._dropped_unlogged, 0
+        if dropped:
+            logger.error("click queue full: dropped %d clicks", dropped)
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -151,7 +204,9 @@ class ClickWriter:
         rows: list[dict[str, Any]] = []
         pending = self._pending
         while pending and len(rows) < limit:
-            rows.append(pending.popleft())
+            row = pending.popleft()
+            # Retried rows were prepared already (their user agent is reduced).
+            rows.append(row if isinstance(row, _PreparedRow) else _PreparedRow(prepare(row)))
         return rows
 
     def _write(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

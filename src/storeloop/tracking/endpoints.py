@@ -7,6 +7,8 @@ CORS headers, which the application-wide ``*`` policy would overwrite. Everythin
 
 from __future__ import annotations
 
+import uuid
+
 from anyio import to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -32,20 +34,22 @@ class MethodNotAllowed(StoreloopError):
         return {"Allow": "GET, HEAD"}
 
 
-def _allowed_domains(runtime: Runtime, write_key: str) -> tuple[str, ...]:
+def _allowed_domains(runtime: Runtime, write_key: str) -> tuple[uuid.UUID, tuple[str, ...]]:
     with runtime.session_factory() as session:
         identity = runtime.authenticator.authenticate(session, write_key)
     if identity is None:
         raise Unauthorized("unknown or revoked write key", field="k")
     if identity.kind is not KeyKind.WRITE:
         raise Forbidden("the storefront script takes the public write key only", field="k")
-    return fetch_allowed_domains(runtime.engine, identity.workspace_id)
+    return identity.workspace_id, fetch_allowed_domains(runtime.engine, identity.workspace_id)
 
 
 async def serve_context(runtime: Runtime, scope: Scope, send: Send) -> None:
     try:
         request = parse_context_request(scope)
-        domains = await to_thread.run_sync(_allowed_domains, runtime, request.write_key)
+        workspace_id, domains = await to_thread.run_sync(
+            _allowed_domains, runtime, request.write_key
+        )
         if not host_allowed(request.origin_host, domains):
             raise OriginNotAllowed(
                 "this page's domain is not one of the store's allowed domains", field="Origin"
@@ -54,7 +58,7 @@ async def serve_context(runtime: Runtime, scope: Scope, send: Send) -> None:
         await send_error(send, error)
         return
     origin = next(value for name, value in scope["headers"] if name == b"origin")
-    await send_context(scope, send, origin.decode("latin-1"))
+    await send_context(scope, send, origin.decode("latin-1"), workspace_id)
 
 
 class TrackingRoutes:

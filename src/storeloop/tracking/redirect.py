@@ -7,7 +7,6 @@ longer than a cookie written by script (Safari caps those at 7 days).
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,19 +15,22 @@ from typing import Any
 import jinja2
 from starlette.types import Scope, Send
 
+from storeloop.kit.tracking_params import LINK_CODE_PATTERN
+from storeloop.kit.urls import host_allowed
+from storeloop.tracking.bots import NOT_NAVIGATION, user_agent_key
 from storeloop.tracking.cookies import (
     CLICK_COOKIE,
     VISITOR_COOKIE,
     VISITOR_ID,
+    click_cookie_value,
     cookie_value,
     set_cookie,
 )
 from storeloop.tracking.ids import new_uuid7
 from storeloop.tracking.network import client_ip, peer_is_trusted, truncate_ip
+from storeloop.tracking.repository import LinksUnavailable, Redirect
 from storeloop.tracking.service import Tracking
 
-# The codes links can be created with (3-64 letters, digits, - or _); anything else is unknown.
-_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,63}")
 MAX_USER_AGENT = 512
 MAX_REFERRER = 2000
 
@@ -60,26 +62,70 @@ _PAGE_HEADERS = [
 ]
 
 
-async def send_not_found(scope: Scope, send: Send) -> None:
-    body = b"" if scope["method"] == "HEAD" else NOT_FOUND_PAGE
-    headers = [*_PAGE_HEADERS, (b"content-length", str(len(NOT_FOUND_PAGE)).encode())]
-    await send({"type": "http.response.start", "status": 404, "headers": headers})
+UNAVAILABLE_PAGE = (
+    _templates.get_template("not_found.html")
+    .render(
+        title="This link is briefly unavailable",
+        message="We couldn't open this link just now. Please try again in a minute.",
+    )
+    .encode()
+)
+
+
+async def _send_page(scope: Scope, send: Send, status: int, page: bytes) -> None:
+    body = b"" if scope["method"] == "HEAD" else page
+    headers = [*_PAGE_HEADERS, (b"content-length", str(len(page)).encode())]
+    if status == 503:
+        headers.append((b"retry-after", b"30"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def send_not_found(scope: Scope, send: Send) -> None:
+    await _send_page(scope, send, 404, NOT_FOUND_PAGE)
+
+
+def _is_navigation(fetch_mode: str | None, purpose: str | None) -> bool:
+    """False for prefetches and embedded fetches (images, iframes, fetch()): only a top-level
+    navigation is a person following the link. Browsers that send neither header navigate."""
+    if fetch_mode is not None and fetch_mode.strip().lower() != "navigate":
+        return False
+    return not (purpose is not None and "prefetch" in purpose.lower())
+
+
+def cookie_domain_for(configured: str | None, host: str | None, redirect: Redirect) -> str | None:
+    """The configured cookie domain when this request's host lies under it and under one of the
+    link's store's allowed domains; otherwise None (a host-only cookie), so one store's links
+    never write cookies readable on another store's domain."""
+    if not configured or not host:
+        return None
+    domain = configured.lstrip(".").lower()
+    name = host.rsplit(":", 1)[0].rstrip(".").lower() if not host.startswith("[") else ""
+    if not name or not host_allowed(name, (domain,)):
+        return None
+    if not host_allowed(name, redirect.allowed_domains):
+        return None
+    return configured
 
 
 async def serve_redirect(tracking: Tracking, scope: Scope, send: Send) -> None:
     code = scope["path"][3:]
     if code.endswith("/"):
         code = code[:-1]
-    if not _CODE.fullmatch(code):
+    if not LINK_CODE_PATTERN.fullmatch(code):
         await send_not_found(scope, send)
         return
-    redirect = await tracking.links.get(code.lower())
+    try:
+        redirect = await tracking.links.get(code.lower())
+    except LinksUnavailable:
+        await _send_page(scope, send, 503, UNAVAILABLE_PAGE)
+        return
     if redirect is None:
         await send_not_found(scope, send)
         return
 
     user_agent = referrer = cookie_header = forwarded_for = forwarded_proto = None
+    host = fetch_mode = purpose = None
     for raw_name, raw_value in scope["headers"]:
         if raw_name == b"user-agent":
             user_agent = raw_value.decode("latin-1")[:MAX_USER_AGENT]
@@ -91,6 +137,12 @@ async def serve_redirect(tracking: Tracking, scope: Scope, send: Send) -> None:
             forwarded_for = raw_value.decode("latin-1")
         elif raw_name == b"x-forwarded-proto":
             forwarded_proto = raw_value.decode("latin-1")
+        elif raw_name == b"host":
+            host = raw_value.decode("latin-1")
+        elif raw_name == b"sec-fetch-mode":
+            fetch_mode = raw_value.decode("latin-1")
+        elif raw_name in (b"sec-purpose", b"purpose"):
+            purpose = raw_value.decode("latin-1")
 
     # PostgreSQL text cannot hold NUL; nothing else in a header can break the insert.
     if user_agent is not None and "\x00" in user_agent:
@@ -123,7 +175,14 @@ async def serve_redirect(tracking: Tracking, scope: Scope, send: Send) -> None:
     else:
         visitor_id, new_visitor = str(new_uuid7()), True
     click_id = new_uuid7()
-    bot_reason = tracking.bots.classify(redirect.link_id, ip_range, user_agent, time.monotonic())
+    is_navigation = _is_navigation(fetch_mode, purpose)
+    # Only the cheap velocity count runs here; the user agent rules run in the click writer's
+    # thread (ClickWriter), since the response does not depend on them.
+    bot_reason: str | None = None if is_navigation else NOT_NAVIGATION
+    if is_navigation and tracking.bots.velocity.exceeded(
+        redirect.link_id, ip_range, user_agent_key(user_agent), time.monotonic()
+    ):
+        bot_reason = "velocity"
     row: dict[str, Any] = {
         "id": click_id,
         "workspace_id": redirect.workspace_id,
@@ -139,13 +198,19 @@ async def serve_redirect(tracking: Tracking, scope: Scope, send: Send) -> None:
     tracking.clicks.record(row)
 
     click_text = str(click_id)
-    domain = tracking.cookie_domain
     headers = [
         (b"location", redirect.location(click_text).encode()),
         (b"cache-control", b"no-store"),
-        (b"set-cookie", set_cookie(CLICK_COOKIE, click_text, secure=secure, domain=domain)),
         (b"content-length", b"0"),
     ]
+    if not is_navigation:
+        # A prefetch or an embedded fetch is not a visit: it gets no cookie.
+        await send({"type": "http.response.start", "status": 302, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    domain = cookie_domain_for(tracking.cookie_domain, host, redirect)
+    value = click_cookie_value(redirect.workspace_id, click_text)
+    headers.append((b"set-cookie", set_cookie(CLICK_COOKIE, value, secure=secure, domain=domain)))
     if new_visitor:
         cookie = set_cookie(VISITOR_COOKIE, visitor_id, secure=secure, domain=domain)
         headers.append((b"set-cookie", cookie))

@@ -8,21 +8,44 @@ matched on that workspace too, here and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote_plus, urlencode, urlunsplit
 
 from anyio import to_thread
 from sqlalchemy import Engine, and_, select
 
+from storeloop.kit import urls
+from storeloop.kit.errors import StoreloopError
+from storeloop.kit.tracking_params import CLICK_ID_PARAMETER, UTM_PARAMETERS
 from storeloop.models import Campaign, Influencer, Link, StoreSettings
 
-UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
-CLICK_PARAMETER = "sl_click"
+logger = logging.getLogger(__name__)
+
+UTM_KEYS = UTM_PARAMETERS
+CLICK_PARAMETER = CLICK_ID_PARAMETER
+# Which handle names the traffic source when an influencer has several: an explicit order, not
+# the order the database returns JSON keys in (PostgreSQL's JSONB sorts them, SQLite does not).
+HANDLE_PLATFORM_ORDER = (
+    "instagram",
+    "tiktok",
+    "youtube",
+    "x",
+    "twitter",
+    "facebook",
+    "pinterest",
+    "snapchat",
+    "twitch",
+    "linkedin",
+    "threads",
+    "bluesky",
+)
 _SLUG_GAPS = re.compile(r"[^a-z0-9]+")
 
 
@@ -56,6 +79,7 @@ class Redirect:
     location_base: str
     separator: str
     fragment: str
+    allowed_domains: tuple[str, ...] = ()
 
     def location(self, click_id: str | None) -> str:
         if click_id is None:
@@ -121,32 +145,8 @@ def fetch_allowed_domains(engine: Engine, workspace_id: uuid.UUID) -> tuple[str,
 
 # --- destinations ------------------------------------------------------------------------------
 
-
-def destination_host(url: str) -> str | None:
-    """The lower-case ASCII host of an absolute http(s) URL without user info, else None.
-
-    Anything a browser might read differently from ``urlsplit`` (backslashes, control characters,
-    spaces, ``user@host``) is refused rather than interpreted.
-    """
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F or ch == "\\" for ch in url):
-        return None
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        _ = parts.port  # raises ValueError on a malformed port
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not host or "@" in parts.netloc:
-        return None
-    try:
-        return host.rstrip(".").encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        return None
-
-
-def host_allowed(host: str, allowed_domains: tuple[str, ...]) -> bool:
-    """A domain allows itself and its subdomains, nothing else (not ``store.com.evil.com``)."""
-    return any(host == domain or host.endswith("." + domain) for domain in allowed_domains)
+# The storefront script's origin check (tracking.endpoints) applies the same domain rule.
+host_allowed = urls.host_allowed
 
 
 def _slug(text: str) -> str:
@@ -154,7 +154,12 @@ def _slug(text: str) -> str:
 
 
 def _first_handle(handles: dict[str, Any] | None) -> str | None:
-    for value in (handles or {}).values():
+    """The handle on the first platform of HANDLE_PLATFORM_ORDER, then other platforms by name."""
+    handles = handles or {}
+    known = [name for name in HANDLE_PLATFORM_ORDER if name in handles]
+    others = sorted(name for name in handles if name not in HANDLE_PLATFORM_ORDER)
+    for name in (*known, *others):
+        value = handles[name]
         if isinstance(value, str) and value.strip().lstrip("@"):
             return value.strip().lstrip("@")
     return None
@@ -183,12 +188,11 @@ def utm_parameters(row: LinkRow) -> dict[str, str]:
 
 def build_redirect(row: LinkRow) -> Redirect | None:
     """The redirect of an active link whose destination is on an allowed domain, else None."""
-    if not row.is_active:
+    # The same check as at link creation, again: the allowed domains may have changed since.
+    if not row.is_active or not urls.destination_allowed(row.destination_url, row.allowed_domains):
         return None
-    host = destination_host(row.destination_url)
-    if host is None or not host_allowed(host, row.allowed_domains):
-        return None
-    parts = urlsplit(row.destination_url)
+    parts = urls.parse_web_url(row.destination_url)
+    assert parts is not None  # destination_allowed parsed it
     # The destination's own parameters stay exactly as written, apart from a stale click id.
     kept = [
         segment
@@ -198,14 +202,16 @@ def build_redirect(row: LinkRow) -> Redirect | None:
     present = {name for name, _ in parse_qsl("&".join(kept), keep_blank_values=True)}
     added = [(name, value) for name, value in utm_parameters(row).items() if name not in present]
     query = "&".join([*kept, urlencode(added)] if added else kept)
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
-    base = urlunsplit((parts.scheme.lower(), netloc, _ascii(parts.path) or "/", _ascii(query), ""))
+    # The host written is the one checked (lower-case ASCII), never the destination's spelling.
+    netloc = parts.host if parts.port is None else f"{parts.host}:{parts.port}"
+    base = urlunsplit((parts.scheme, netloc, _ascii(parts.path) or "/", _ascii(query), ""))
     return Redirect(
         link_id=row.link_id,
         workspace_id=row.workspace_id,
         location_base=base,
         separator="&" if query else "?",
         fragment=f"#{_ascii(parts.fragment)}" if parts.fragment else "",
+        allowed_domains=row.allowed_domains,
     )
 
 
@@ -217,11 +223,22 @@ def _ascii(text: str) -> str:
 # --- the cache ---------------------------------------------------------------------------------
 
 
-class LinkCache:
-    """code key -> Redirect (or None), kept ``ttl_s`` seconds; a miss is looked up in a thread.
+class LinksUnavailable(StoreloopError):
+    """A code not in the cache could not be looked up (the database is unreachable)."""
 
-    Concurrent misses of one code share a single look-up. Edits to a link or to the allowed
-    domains reach the redirect within ``ttl_s`` on every process.
+    status_code = 503
+    code = "links_unavailable"
+
+
+class LinkCache:
+    """code key -> Redirect, kept ``ttl_s`` seconds; a miss is looked up in a thread.
+
+    Concurrent misses of one code share a single look-up, and at most ``max_lookups`` look-ups run
+    at once, so a flood of random codes cannot take every database connection. Unknown codes are
+    remembered in their own small LRU (``max_unknown``), so such a flood cannot push the links
+    people actually follow out of the cache. When a look-up fails (database outage) a link seen
+    before keeps being served from its expired entry (stale-if-error); a code never seen raises
+    LinksUnavailable. Edits reach the redirect within ``ttl_s`` on every process.
     """
 
     def __init__(
@@ -230,30 +247,54 @@ class LinkCache:
         *,
         ttl_s: float = 5.0,
         max_entries: int = 50_000,
+        max_unknown: int = 10_000,
+        max_lookups: int = 8,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
         self._ttl = ttl_s
         self._max_entries = max_entries
+        self._max_unknown = max_unknown
         self._clock = clock
-        self._entries: dict[str, tuple[float, Redirect | None]] = {}
+        self._entries: OrderedDict[str, tuple[float, Redirect]] = OrderedDict()
+        self._unknown: OrderedDict[str, float] = OrderedDict()
         self._in_flight: dict[str, asyncio.Future[Redirect | None]] = {}
+        self._max_lookups = max_lookups
+        self._lookups: asyncio.Semaphore | None = None
+        self._lookups_loop: asyncio.AbstractEventLoop | None = None
+        self.stale_served = 0
 
     def clear(self) -> None:
         self._entries.clear()
+        self._unknown.clear()
 
     async def get(self, code_key: str) -> Redirect | None:
+        now = self._clock()
         entry = self._entries.get(code_key)
-        if entry is not None and entry[0] > self._clock():
+        if entry is not None and entry[0] > now:
             return entry[1]
+        unknown_until = self._unknown.get(code_key)
+        if unknown_until is not None and unknown_until > now:
+            return None
         waiting = self._in_flight.get(code_key)
         if waiting is not None:
             return await asyncio.shield(waiting)
         future: asyncio.Future[Redirect | None] = asyncio.get_running_loop().create_future()
         self._in_flight[code_key] = future
         try:
-            row = await to_thread.run_sync(fetch_link, self._engine, code_key)
-            redirect = build_redirect(row) if row is not None else None
+            try:
+                async with self._lookup_slots():
+                    row = await to_thread.run_sync(fetch_link, self._engine, code_key)
+            except Exception as exc:
+                if entry is None:
+                    logger.error("link look-up failed: %s", type(exc).__name__)
+                    raise LinksUnavailable("links cannot be looked up right now") from exc
+                # The database is away: the last known answer beats an error page.
+                self.stale_served += 1
+                row = None
+                redirect: Redirect | None = entry[1]
+            else:
+                redirect = build_redirect(row) if row is not None else None
         except BaseException as exc:
             if isinstance(exc, Exception):
                 future.set_exception(exc)
@@ -264,8 +305,29 @@ class LinkCache:
             raise
         finally:
             del self._in_flight[code_key]
-        if len(self._entries) >= self._max_entries:
-            self._entries.clear()
-        self._entries[code_key] = (self._clock() + self._ttl, redirect)
+        self._remember(code_key, redirect)
         future.set_result(redirect)
         return redirect
+
+    def _lookup_slots(self) -> asyncio.Semaphore:
+        # A semaphore belongs to one event loop; a runtime can outlive one (tests, reloads).
+        loop = asyncio.get_running_loop()
+        if self._lookups is None or self._lookups_loop is not loop:
+            self._lookups = asyncio.Semaphore(self._max_lookups)
+            self._lookups_loop = loop
+        return self._lookups
+
+    def _remember(self, code_key: str, redirect: Redirect | None) -> None:
+        expires = self._clock() + self._ttl
+        if redirect is None:
+            self._entries.pop(code_key, None)
+            self._unknown[code_key] = expires
+            self._unknown.move_to_end(code_key)
+            while len(self._unknown) > self._max_unknown:
+                self._unknown.popitem(last=False)
+            return
+        self._unknown.pop(code_key, None)
+        self._entries[code_key] = (expires, redirect)
+        self._entries.move_to_end(code_key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)

@@ -19,7 +19,13 @@ import orjson
 from starlette.types import Scope, Send
 
 from storeloop.kit.errors import Forbidden, StoreloopError, Unauthorized, error_body
-from storeloop.tracking.cookies import CLICK_COOKIE, VISITOR_COOKIE, VISITOR_ID, cookie_value
+from storeloop.tracking.cookies import (
+    CLICK_COOKIE,
+    VISITOR_COOKIE,
+    VISITOR_ID,
+    click_id_for,
+    cookie_value,
+)
 
 SCRIPT = (Path(__file__).parent / "static" / "t.js").read_bytes()
 SCRIPT_ETAG = b'"' + hashlib.sha256(SCRIPT).hexdigest()[:20].encode() + b'"'
@@ -89,19 +95,16 @@ def parse_context_request(scope: Scope) -> ContextRequest:
     return ContextRequest(keys[0].strip(), host.lower())
 
 
-def context_document(cookie_header: str | None) -> dict[str, str | None]:
-    click = cookie_value(cookie_header, CLICK_COOKIE)
+def context_document(cookie_header: str | None, workspace_id: uuid.UUID) -> dict[str, str | None]:
+    """The visitor id, and the click id only when the click was on this store's link."""
+    click_id = click_id_for(cookie_value(cookie_header, CLICK_COOKIE), workspace_id)
     visitor = cookie_value(cookie_header, VISITOR_COOKIE)
-    try:
-        click_id = str(uuid.UUID(click)) if click else None
-    except ValueError:
-        click_id = None
     anonymous_id = visitor if visitor and VISITOR_ID.fullmatch(visitor) else None
     return {"click_id": click_id, "anonymous_id": anonymous_id}
 
 
-async def send_context(scope: Scope, send: Send, origin: str) -> None:
-    body = orjson.dumps(context_document(_header(scope, b"cookie")))
+async def send_context(scope: Scope, send: Send, origin: str, workspace_id: uuid.UUID) -> None:
+    body = orjson.dumps(context_document(_header(scope, b"cookie"), workspace_id))
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
