@@ -89,7 +89,7 @@ def _scenario(runtime: Runtime, workspace_id: uuid.UUID) -> dict[str, uuid.UUID]
             "later": later.id,
             "click": click.id,
         }
-    attribute_all(runtime)
+    attribute_all(runtime, workspace_id)
     return ids
 
 
@@ -154,7 +154,7 @@ def test_another_workspace_cannot_read_or_recompute(
     assert report.json()["rows"] == []
 
     recompute = client.post("/api/v1/attribution/recompute", headers=other_workspace.bearer)
-    assert recompute.json() == {"orders_marked": 0}
+    assert recompute.json() == {"orders_marked": 0, "touchpoints_reclassified": 0}
     with runtime.session_factory() as session:
         stale = session.scalar(
             select(func.count())
@@ -311,6 +311,38 @@ def test_recompute_marks_orders_and_reattributes_the_same(
     before = credit_rows()
     assert len(before) == 21
     response = client.post("/api/v1/attribution/recompute", headers=workspace.bearer)
-    assert response.json() == {"orders_marked": 3}
-    attribute_all(runtime)
+    assert response.json() == {"orders_marked": 3, "touchpoints_reclassified": 0}
+    attribute_all(runtime, workspace.id)
     assert credit_rows() == before
+
+
+def test_csv_report_quotes_cells_a_spreadsheet_would_run(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
+    names = ['=HYPERLINK("http://evil.example")', "+1+1", "-2", "@SUM(A1)", "\tTab", "\rCR"]
+    with session_scope(runtime.session_factory) as session:
+        campaign_ids = {
+            add_campaign(session, workspace.id, name, fee="10").id: name for name in names
+        }
+        add_campaign(session, workspace.id, "Plain name", fee="10")
+    exported = client.get(
+        "/api/v1/attribution/report?group_by=campaign&model=last_click&format=csv",
+        headers=workspace.bearer,
+    )
+    assert exported.status_code == 200
+    table = list(csv.reader(io.StringIO(exported.text, newline="")))
+    by_key = {line[0]: line for line in table[1:]}
+    assert len(by_key) == 7
+    for campaign_id, name in campaign_ids.items():
+        # No revenue against a cost of 10: ROI -1 stays a number.
+        assert by_key[str(campaign_id)][1:] == [
+            "'" + name,
+            "EUR",
+            "0E-12",
+            "0.0000",
+            "10.0000",
+            "-1.0000",
+            "0.0000",
+            "",
+        ]
+    assert [line[1] for line in table[1:] if line[1] == "Plain name"] == ["Plain name"]

@@ -34,10 +34,11 @@ from tests.factories.attribution import (
 from tests.factories.workspaces import WorkspaceKeys
 
 
-def attribute_all(runtime: Runtime) -> None:
+def attribute_all(runtime: Runtime, workspace_id: uuid.UUID) -> None:
+    """Attribute the stale orders of one workspace (never another test's rows)."""
     for _ in range(100):
         with session_scope(runtime.session_factory) as session:
-            if not attribute_stale_orders(session, runtime.keyring):
+            if not attribute_stale_orders(session, runtime.keyring, workspace_id):
                 return
     raise AssertionError("attribution did not finish")
 
@@ -203,7 +204,7 @@ def test_attribution_window_bots_direct_and_refunds(
         add_touchpoint(session, ws, "Email", days_before(3), anonymous_id="someone-else")
         order = add_order(session, ws, total="120", refunded_total="30", anonymous_id="v1")
         order_id = order.id
-    attribute_all(runtime)
+    attribute_all(runtime, ws)
     net = Decimal("90.0000")
     assert credits(runtime, order_id, "last_click") == [("Influencer", Decimal(1), net)]
     assert credits(runtime, order_id, "first_click") == [("Organic Social", Decimal(1), net)]
@@ -234,7 +235,7 @@ def test_lookback_setting_and_time_decay_half_life(
         add_touchpoint(session, ws, "Organic Social", days_before(2), anonymous_id="v2")
         add_touchpoint(session, ws, "Referral", days_before(1), anonymous_id="v2")
         order_id = add_order(session, ws, total="30", anonymous_id="v2").id
-    attribute_all(runtime)
+    attribute_all(runtime, ws)
     # Half-life 1 day: weights 1/4 and 1/2 -> 1/3 and 2/3.
     assert credits(runtime, order_id, "time_decay") == [
         ("Organic Social", Decimal("0.333333333333"), Decimal("10.0000")),
@@ -249,7 +250,7 @@ def test_discount_code_precedence_on_and_off(runtime: Runtime, workspace: Worksp
         add_code(session, ws, "ANA10", influencer=ana)
         add_touchpoint(session, ws, "Email", days_before(2), anonymous_id="v3")
         with_rule = add_order(session, ws, anonymous_id="v3", discount_codes=["ana10"]).id
-    attribute_all(runtime)
+    attribute_all(runtime, ws)
     assert credits(runtime, with_rule, "first_click") == [
         ("Influencer", Decimal(1), Decimal("100.0000"))
     ]
@@ -258,7 +259,7 @@ def test_discount_code_precedence_on_and_off(runtime: Runtime, workspace: Worksp
         stored = session.get(Order, with_rule)
         assert stored is not None
         stored.attribution_stale = True
-    attribute_all(runtime)
+    attribute_all(runtime, ws)
     assert credits(runtime, with_rule, "first_click") == [
         ("Email", Decimal(1), Decimal("100.0000"))
     ]
@@ -285,7 +286,7 @@ def test_order_marketing_fields_become_touchpoints(
             landing_page="/products/x?utm_source=google&utm_medium=cpc&gclid=abc",
         ).id
         no_signal = add_order(session, ws, anonymous_id="v5").id
-    attribute_all(runtime)
+    attribute_all(runtime, ws)
     assert credits(runtime, order_id, "last_click") == [
         ("Paid Search", Decimal(1), Decimal("100.0000"))
     ]
@@ -301,7 +302,7 @@ def test_merged_profiles_share_one_journey(runtime: Runtime, workspace: Workspac
         add_touchpoint(session, ws, "Organic Social", days_before(3), profile_id=old.id)
         add_touchpoint(session, ws, "Email", days_before(1), profile_id=live.id)
         order_id = add_order(session, ws, profile_id=live.id).id
-    attribute_all(runtime)
+    attribute_all(runtime, ws)
     assert [line[0] for line in credits(runtime, order_id, "linear")] == [
         "Organic Social",
         "Email",
@@ -319,7 +320,7 @@ def test_reattribution_is_idempotent(runtime: Runtime, workspace: WorkspaceKeys)
         order_id = add_order(
             session, ws, total="59.99", anonymous_id="v6", marketing={"click_id": str(click.id)}
         ).id
-    attribute_all(runtime)
+    attribute_all(runtime, ws)
     first = all_credit_rows(runtime, order_id)
     assert len({row[0] for row in first}) == 7
     with runtime.session_factory() as session:
@@ -329,7 +330,7 @@ def test_reattribution_is_idempotent(runtime: Runtime, workspace: WorkspaceKeys)
             stored = session.get(Order, order_id)
             assert stored is not None
             stored.attribution_stale = True
-        attribute_all(runtime)
+        attribute_all(runtime, ws)
         assert all_credit_rows(runtime, order_id) == first
     with runtime.session_factory() as session:
         assert len(touchpoints_of(session, ws)) == touchpoint_count
@@ -351,7 +352,7 @@ def test_a_failing_order_is_set_aside_and_the_rest_progress(
         return real(order, *args, **kwargs)
 
     monkeypatch.setattr(service, "credit_rows", failing)
-    attribute_all(runtime)
+    attribute_all(runtime, ws)
     with runtime.session_factory() as session:
         stored = session.get(Order, broken)
         assert stored is not None
@@ -367,7 +368,7 @@ def test_an_order_changed_during_attribution_stays_stale(
     with session_scope(runtime.session_factory) as session:
         add_touchpoint(session, ws, "Email", days_before(1), anonymous_id="v9")
         order_id = add_order(session, ws, total="50", anonymous_id="v9").id
-    attribute_all(runtime)  # anything stale from other tests out of the way
+    attribute_all(runtime, ws)
     with session_scope(runtime.session_factory) as session:
         stored = session.get(Order, order_id)
         assert stored is not None
@@ -389,11 +390,12 @@ def test_an_order_changed_during_attribution_stays_stale(
 
     monkeypatch.setattr(service, "credit_rows", refund_arrives)
     with session_scope(runtime.session_factory) as session:
-        assert attribute_stale_orders(session, runtime.keyring) >= 1
+        # The order changed meanwhile: its flag stays set, so no flag was cleared.
+        assert attribute_stale_orders(session, runtime.keyring, ws) == 0
     with runtime.session_factory() as session:
         stored = session.get(Order, order_id)
         assert stored is not None
         assert stored.attribution_stale is True
     monkeypatch.setattr(service, "credit_rows", real)
-    attribute_all(runtime)
+    attribute_all(runtime, ws)
     assert credits(runtime, order_id, "last_click") == [("Email", Decimal(1), Decimal("30.0000"))]

@@ -177,6 +177,7 @@ def add_order(
     landing_page: str | None = None,
     referrer: str | None = None,
     currency: str = "EUR",
+    status: str = "paid",
 ) -> Order:
     amount = Decimal(total)
     row = Order(
@@ -193,7 +194,7 @@ def add_order(
         tax=Decimal(0),
         total=amount,
         refunded_total=Decimal(refunded_total),
-        status="paid",
+        status=status,
         discount_codes=list(discount_codes),
         landing_page=landing_page,
         referrer=referrer,
@@ -205,6 +206,22 @@ def add_order(
     session.add(row)
     session.flush()
     return row
+
+
+# UTM source and medium the default grouping puts under each channel: a touchpoint made here
+# keeps its channel when a recompute reclassifies touchpoints from their stored inputs.
+CHANNEL_TAGS: dict[str, tuple[str | None, str | None]] = {
+    "Organic Social": ("instagram", "social"),
+    "Paid Social": ("facebook", "paid_social"),
+    "Influencer": (None, "influencer"),
+    "Affiliate": (None, "affiliate"),
+    "Email": ("newsletter", "email"),
+    "SMS": (None, "sms"),
+    "Organic Search": ("google", "organic"),
+    "Paid Search": ("google", "cpc"),
+    "Referral": ("blog", "referral"),
+    "Direct": (None, None),
+}
 
 
 def add_touchpoint(
@@ -219,7 +236,12 @@ def add_touchpoint(
     is_bot: bool = False,
     influencer: Influencer | None = None,
     campaign: Campaign | None = None,
+    order: Order | None = None,
+    source: str | None = None,
+    medium: str | None = None,
 ) -> Touchpoint:
+    """A touchpoint of ``channel``; its source and medium (unless given) classify as it."""
+    default_source, default_medium = CHANNEL_TAGS.get(channel, (None, None))
     row_id = new_id()
     row = Touchpoint(
         id=row_id,
@@ -230,8 +252,11 @@ def add_touchpoint(
         occurred_at=occurred_at,
         kind=kind,
         channel=channel,
+        source=source or default_source,
+        medium=medium or default_medium,
         influencer_id=influencer.id if influencer else None,
         campaign_id=campaign.id if campaign else None,
+        order_id=order.id if order else None,
         is_bot=is_bot,
     )
     session.add(row)

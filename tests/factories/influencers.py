@@ -1,5 +1,10 @@
 """Influencers, campaigns, tracked links, discount codes, posts and store settings, made through
-the service layer (each call commits, as a request would)."""
+the service layer (each call commits, as a request would). The one place tests make these rows:
+other domains' factories build on these.
+
+``store_unchecked_link`` is the single way around the service's checks, for states the API
+refuses but a database can still hold (a link saved before its domain was removed).
+"""
 
 from __future__ import annotations
 
@@ -20,11 +25,16 @@ from storeloop.influencers.schemas import (
     InfluencerDetail,
     LinkCreate,
     LinkOut,
+    LinkUpdate,
     PostCreate,
     PostOut,
     StoreSettingsUpdate,
     StoreSettingsView,
 )
+from storeloop.kit.ids import new_id
+from storeloop.kit.timeutil import utcnow
+from storeloop.kit.urls import destination_allowed, parse_web_url
+from storeloop.models import Link
 from storeloop.runtime import Runtime
 
 BASE_URL = "http://testserver"
@@ -73,6 +83,8 @@ def make_campaign(
     channel: str = "Influencer",
     starts_at: datetime | None = None,
     ends_at: datetime | None = None,
+    utm_source: str | None = None,
+    utm_medium: str | None = None,
     utm_campaign: str | None = None,
 ) -> CampaignOut:
     data = CampaignCreate.model_validate(
@@ -86,6 +98,8 @@ def make_campaign(
             "channel": channel,
             "starts_at": starts_at,
             "ends_at": ends_at,
+            "utm_source": utm_source,
+            "utm_medium": utm_medium,
             "utm_campaign": utm_campaign,
         }
     )
@@ -104,15 +118,17 @@ def make_link(
     post_id: uuid.UUID | None = None,
     utm: dict[str, str] | None = None,
     allow_destination: bool = True,
+    is_active: bool = True,
 ) -> LinkOut:
     """A tracked link; with ``allow_destination`` the destination's host is added to the
-    workspace's allowed domains first (links to other hosts are refused)."""
+    workspace's allowed domains first unless they allow it already (links to other hosts are
+    refused). ``is_active=False`` disables it after creation, as the API would."""
     if allow_destination:
-        host = destination_url.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0]
         with session_scope(runtime.session_factory) as session:
             current = service.get_store_settings(session, workspace_id).allowed_domains
-        if host not in current:
-            set_store_settings(runtime, workspace_id, allowed_domains=[*current, host])
+        parsed = parse_web_url(destination_url)
+        if parsed is not None and not destination_allowed(destination_url, current):
+            set_store_settings(runtime, workspace_id, allowed_domains=[*current, parsed.host])
     data = LinkCreate.model_validate(
         {
             "destination_url": destination_url,
@@ -124,7 +140,51 @@ def make_link(
         }
     )
     with session_scope(runtime.session_factory) as session:
-        return service.create_link(session, workspace_id, data, base_url=BASE_URL)
+        link = service.create_link(session, workspace_id, data, base_url=BASE_URL)
+    if not is_active:
+        link = set_link_active(runtime, workspace_id, link.id, False)
+    return link
+
+
+def set_link_active(
+    runtime: Runtime, workspace_id: uuid.UUID, link_id: uuid.UUID, is_active: bool
+) -> LinkOut:
+    with session_scope(runtime.session_factory) as session:
+        return service.update_link(
+            session, workspace_id, link_id, LinkUpdate(is_active=is_active), base_url=BASE_URL
+        )
+
+
+def store_unchecked_link(
+    runtime: Runtime,
+    workspace_id: uuid.UUID,
+    destination_url: str,
+    *,
+    code: str | None = None,
+    influencer_id: uuid.UUID | None = None,
+    campaign_id: uuid.UUID | None = None,
+) -> Link:
+    """A link row written straight to the database, past every check of the service: for the
+    redirect's own refusals (a destination off the allowed domains, another workspace's
+    campaign). Anything the API accepts is made with ``make_link`` instead."""
+    code = code or unique("raw")
+    now = utcnow()
+    link = Link(
+        id=new_id(),
+        workspace_id=workspace_id,
+        code=code,
+        code_key=code.lower(),
+        destination_url=destination_url,
+        influencer_id=influencer_id,
+        campaign_id=campaign_id,
+        utm={},
+        is_active=True,
+        created_at=now,
+        updated_at=now,
+    )
+    with session_scope(runtime.session_factory) as session:
+        session.add(link)
+    return link
 
 
 def make_discount_code(

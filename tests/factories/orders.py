@@ -16,18 +16,17 @@ import orjson
 from sqlalchemy import func, select
 
 from storeloop.db import session_scope
-from storeloop.kit.crypto import row_aad
 from storeloop.models import (
     Order,
     OrderLine,
     QuarantinedEvent,
     Refund,
-    StoreSettings,
     WebhookDelivery,
 )
 from storeloop.orders.schemas import OrderInput, OrderLineInput
 from storeloop.orders.service import apply_order
 from storeloop.runtime import Runtime
+from tests.factories.influencers import set_store_settings
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 WEBHOOKS = FIXTURES / "webhooks"
@@ -39,17 +38,8 @@ SHOPIFY_ORDER_ID = "820982911946154500"
 def set_webhook_secret(
     runtime: Runtime, workspace_id: uuid.UUID, provider: str, secret: str
 ) -> None:
-    """Seal the platform's secret into the store settings, as the settings API does."""
-    cipher = runtime.keyring.cipher(workspace_id)
-    sealed = cipher.seal(
-        secret.encode(), row_aad("store_settings", workspace_id, f"{provider}_secret")
-    )
-    with session_scope(runtime.session_factory) as session:
-        row = session.get(StoreSettings, workspace_id)
-        if row is None:
-            row = StoreSettings(workspace_id=workspace_id, updated_at=datetime.now(UTC))
-            session.add(row)
-        setattr(row, f"{provider}_secret_sealed", sealed)
+    """Store the platform's signing secret through the settings service, as the API does."""
+    set_store_settings(runtime, workspace_id, **{f"{provider}_webhook_secret": secret})
 
 
 def sign(secret: str, body: bytes) -> str:

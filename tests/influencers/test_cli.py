@@ -96,7 +96,7 @@ def test_marketing_commands(runner: CliRunner, tmp_path: Path) -> None:
         "--paid-boost-cost",
         "0.5",
     )
-    assert "total cost 121.00 EUR" in campaign or "total cost 121.0 EUR" in campaign
+    assert "(total cost 121.0000 EUR)" in campaign
     assert "Spring" in _ok(runner, "campaign", "list", *ws)
 
     link = _ok(

@@ -60,12 +60,12 @@ def test_influencer_contact_is_sealed_and_only_on_the_single_get(
     opened = cipher.open(row.contact_sealed, row_aad("influencers", row.id, "contact"))
     assert b"ana@example.com" in opened
 
-    by_email = client.get(
-        "/api/v1/influencers", params={"email": "ANA@example.com"}, headers=workspace.bearer
+    by_email = client.post(
+        "/api/v1/influencers/search", json={"email": "ANA@example.com"}, headers=workspace.bearer
     ).json()
     assert [item["id"] for item in by_email["items"]] == [body["id"]]
-    other_email = client.get(
-        "/api/v1/influencers", params={"email": "bob@example.com"}, headers=workspace.bearer
+    other_email = client.post(
+        "/api/v1/influencers/search", json={"email": "bob@example.com"}, headers=workspace.bearer
     ).json()
     assert other_email["items"] == []
 
@@ -238,3 +238,94 @@ def test_campaign_factory_total(runtime: Runtime, workspace: WorkspaceKeys) -> N
     )
     assert campaign.total_cost == Decimal("110.00")
     assert campaign.influencer_ids == []
+
+
+def test_search_by_email_keeps_the_address_out_of_the_url(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
+    ana = make_influencer(runtime, workspace.id, "Ana", email="ana@example.com")
+    bo = make_influencer(runtime, workspace.id, "Bo", email="bo@example.com")
+    make_influencer(runtime, workspace.id, "Cy", status="paused")
+    found = client.post(
+        "/api/v1/influencers/search",
+        json={"email": " ANA@Example.com "},
+        headers=workspace.bearer,
+    )
+    assert found.status_code == 200
+    assert found.json() == {
+        "items": [
+            {
+                "id": str(ana.id),
+                "name": "Ana",
+                "handles": {"instagram": "@ana"},
+                "status": "active",
+                "has_contact": True,
+                "created_at": found.json()["items"][0]["created_at"],
+                "updated_at": found.json()["items"][0]["updated_at"],
+            }
+        ],
+        "next_cursor": None,
+    }
+
+    def search(body: dict[str, object]) -> list[str]:
+        response = client.post("/api/v1/influencers/search", json=body, headers=workspace.bearer)
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["items"]]
+
+    assert search({"email": "ana@example.com", "status": "paused"}) == []
+    assert search({"email": "nobody@example.com"}) == []
+    assert search({"email": "not an address"}) == []
+    assert search({"status": "active"}) == [str(bo.id), str(ana.id)]
+    first = client.post(
+        "/api/v1/influencers/search",
+        json={"status": "active", "limit": 1},
+        headers=workspace.bearer,
+    ).json()
+    assert [item["id"] for item in first["items"]] == [str(bo.id)]
+    assert search({"status": "active", "limit": 1, "cursor": first["next_cursor"]}) == [str(ana.id)]
+
+    # The old query parameter is refused, not ignored (which would list everyone as a match).
+    old = client.get(
+        "/api/v1/influencers", params={"email": "ana@example.com"}, headers=workspace.bearer
+    )
+    assert old.status_code == 422
+    assert (old.json()["error"]["code"], old.json()["error"]["field"]) == (
+        "validation_failed",
+        "email",
+    )
+    for body, field in (
+        ({"mail": "ana@example.com"}, "body.mail"),
+        ({"limit": 201}, "body.limit"),
+        ({"cursor": "nope"}, "cursor"),
+        ({"email": "a\x00@example.com"}, "body.email"),
+    ):
+        refused = client.post("/api/v1/influencers/search", json=body, headers=workspace.bearer)
+        assert refused.status_code == 422, body
+        assert refused.json()["error"]["field"] == field, refused.json()
+
+
+def test_money_is_spelt_the_same_when_created_and_when_read(
+    client: TestClient, workspace: WorkspaceKeys
+) -> None:
+    created = client.post(
+        "/api/v1/campaigns",
+        json={
+            "name": "Spring",
+            "currency": "EUR",
+            "fee": "100.5",
+            "seeding_cost": "20",
+            "paid_boost_cost": "0.1234",
+        },
+        headers=workspace.bearer,
+    ).json()
+    fetched = client.get(f"/api/v1/campaigns/{created['id']}", headers=workspace.bearer).json()
+    listed = client.get("/api/v1/campaigns", headers=workspace.bearer).json()["items"][0]
+    money = ("fee", "seeding_cost", "paid_boost_cost", "total_cost")
+    expected = {
+        "fee": "100.5000",
+        "seeding_cost": "20.0000",
+        "paid_boost_cost": "0.1234",
+        "total_cost": "120.6234",
+    }
+    for body in (created, fetched, listed):
+        assert {name: body[name] for name in money} == expected

@@ -4,6 +4,7 @@ discount codes (unique per workspace, case-insensitive, owned by an influencer o
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 from storeloop.app import create_app
 from storeloop.db import session_scope
 from storeloop.influencers import service
+from storeloop.kit.urls import destination_allowed
 from storeloop.runtime import Runtime
 from tests.conftest import make_settings
 from tests.factories.influencers import (
@@ -93,12 +95,12 @@ def test_links_only_lead_to_allowed_domains(
 
 def test_destination_allowed_is_a_pure_check() -> None:
     domains = ["shop.example", "xn--bcher-kva.example"]
-    assert service.destination_allowed("https://shop.example/a", domains)
-    assert service.destination_allowed("https://bücher.example/a", domains)
-    assert service.destination_allowed("https://a.b.shop.example/", domains)
-    assert not service.destination_allowed("https://shop.example.com/", domains)
-    assert not service.destination_allowed("https://shop.example/", [])
-    assert not service.destination_allowed("mailto:x@shop.example", domains)
+    assert destination_allowed("https://shop.example/a", domains)
+    assert destination_allowed("https://bücher.example/a", domains)
+    assert destination_allowed("https://a.b.shop.example/", domains)
+    assert not destination_allowed("https://shop.example.com/", domains)
+    assert not destination_allowed("https://shop.example/", [])
+    assert not destination_allowed("mailto:x@shop.example", domains)
 
 
 def test_generated_and_chosen_codes(
@@ -308,8 +310,8 @@ def test_factories_for_other_domains(runtime: Runtime, workspace: WorkspaceKeys)
     with session_scope(runtime.session_factory) as session:
         view = service.get_store_settings(session, workspace.id)
     assert view.allowed_domains == ("store.example",)
-    assert view.allows_host("WWW.Store.Example")
-    assert not view.allows_host("store.example.net")
+    assert destination_allowed("https://WWW.Store.Example/", view.allowed_domains)
+    assert not destination_allowed("https://store.example.net/", view.allowed_domains)
 
 
 @pytest.mark.parametrize("count", [3])
@@ -336,3 +338,24 @@ def test_short_urls_use_the_tracking_base_url(database_url: str, tmp_path: Path)
     finally:
         runtime.close()
     assert created["short_url"] == f"https://t.shop.example/r/{created['code']}"
+
+
+def test_whitespace_around_a_code_is_trimmed_not_kept(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
+    set_store_settings(runtime, workspace.id, allowed_domains=["shop.example"])
+    code = f"spring-{uuid.uuid4().hex[:6]}"
+    response = client.post(
+        "/api/v1/links",
+        json={"destination_url": "https://shop.example/", "code": f" {code}\n"},
+        headers=workspace.bearer,
+    )
+    assert response.status_code == 201
+    assert response.json()["code"] == code
+    inner = client.post(
+        "/api/v1/links",
+        json={"destination_url": "https://shop.example/", "code": "two\nlines"},
+        headers=workspace.bearer,
+    )
+    assert inner.status_code == 422
+    assert inner.json()["error"]["field"] == "code"

@@ -191,6 +191,8 @@ def test_csv_import_refuses_unusable_bodies(client: TestClient, workspace: Works
     )
     assert too_large.status_code == 413
     assert too_large.json()["error"]["code"] == "payload_too_large"
+    assert too_large.json()["error"]["field"] == "body"
+    assert _posts(client, workspace) == {}
     # A byte-order mark and upper-case headers are fine.
     result = _import(client, workspace, "\ufeffPLATFORM,URL\ninstagram,https://instagram.com/p/z\n")
     assert (result["created"], result["failed"]) == (1, 0)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import Result, event, select
+from sqlalchemy.orm import ORMExecuteState
 
 from storeloop.db import session_scope
 from storeloop.influencers import service
-from storeloop.influencers.schemas import ChannelRule, StoreSettingsView
+from storeloop.influencers.schemas import ChannelRule, StoreSettingsUpdate, StoreSettingsView
 from storeloop.kit.crypto import row_aad
+from storeloop.kit.urls import destination_allowed
 from storeloop.models import StoreSettings
 from storeloop.runtime import Runtime
 from tests.factories.influencers import set_store_settings
@@ -81,7 +85,7 @@ def test_defaults_until_the_first_write(
         ChannelRule(channel="Influencer", referrer_host="linktr.ee"),
     )
     assert view.lookback_days == 60
-    assert view.allows_host("www.shop.example.com")
+    assert destination_allowed("https://www.shop.example.com/", view.allowed_domains)
 
 
 def test_invalid_settings_are_refused_and_change_nothing(
@@ -179,3 +183,42 @@ def test_webhook_secret_of_a_workspace_without_settings(
     with session_scope(runtime.session_factory) as session:
         cipher = runtime.keyring.cipher(workspace.id)
         assert service.webhook_secret(session, cipher, workspace.id, "woocommerce") is None
+
+
+def test_two_first_saves_at_the_same_moment_both_apply(
+    runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
+    cipher = runtime.keyring.cipher(workspace.id)
+    first, second = runtime.session_factory(), runtime.session_factory()
+    interleaved: list[bool] = []
+
+    def first_save_commits_meanwhile(state: ORMExecuteState) -> Result[Any] | None:
+        # The second save has just read that no settings row exists; the first one lands now.
+        if interleaved or not state.is_select:
+            return None
+        seen = state.invoke_statement().freeze()
+        service.update_store_settings(
+            first, cipher, workspace.id, StoreSettingsUpdate(allowed_domains=["a.example"])
+        )
+        first.commit()
+        interleaved.append(True)
+        return seen()
+
+    event.listen(second, "do_orm_execute", first_save_commits_meanwhile)
+    try:
+        view = service.update_store_settings(
+            second, cipher, workspace.id, StoreSettingsUpdate(lookback_days=10)
+        )
+        second.commit()
+    finally:
+        first.close()
+        second.close()
+    assert interleaved == [True]
+    assert (view.allowed_domains, view.lookback_days) == (("a.example",), 10)
+    row = _row(runtime, workspace)
+    assert row is not None
+    assert (row.allowed_domains, row.lookback_days, row.time_decay_half_life_days) == (
+        ["a.example"],
+        10,
+        7.0,
+    )

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from storeloop.db import session_scope
+from storeloop.derivation import StoredEvent
+from storeloop.kit.timeutil import as_utc
+from storeloop.models import QuarantinedEvent, Refund
+from storeloop.orders.tasks import derive_orders
 from storeloop.runtime import Runtime
 from tests.factories.events import order_completed, track
 from tests.factories.orders import counts, make_order, order_row
@@ -133,3 +142,209 @@ def test_order_updated_without_amounts_keeps_the_order(
     changed = track("Order Updated", properties={"order_id": "E-5", "total": 40, "currency": "EUR"})
     _send(client, runtime, workspace, changed)
     assert order_row(runtime, workspace.id, "E-5").total == Decimal("40.00")
+
+
+# -- derived directly, as the derivation runner hands events over (again) ----------------------
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _stored(
+    workspace: WorkspaceKeys,
+    event: str,
+    properties: dict[str, Any],
+    *,
+    at: datetime = T0,
+    message_id: str | None = None,
+    context: dict[str, Any] | None = None,
+) -> StoredEvent:
+    document: dict[str, Any] = {"type": "track", "event": event, "properties": properties}
+    if context is not None:
+        document["context"] = context
+    return StoredEvent(
+        id=uuid.uuid4(),
+        workspace_id=workspace.id,
+        message_id=message_id or str(uuid.uuid4()),
+        type="track",
+        event=event,
+        anonymous_id="anon-1",
+        user_id=None,
+        profile_id=None,
+        timestamp=at,
+        document=document,
+    )
+
+
+def _derive(runtime: Runtime, workspace: WorkspaceKeys, *events: StoredEvent) -> None:
+    with session_scope(runtime.session_factory) as session:
+        derive_orders(session, workspace.id, runtime.keyring.cipher(workspace.id), list(events))
+
+
+def _quarantined(runtime: Runtime, workspace: WorkspaceKeys) -> list[tuple[str, str, str | None]]:
+    with runtime.session_factory() as session:
+        rows = session.execute(
+            select(QuarantinedEvent.source, QuarantinedEvent.reason, QuarantinedEvent.field)
+            .where(QuarantinedEvent.workspace_id == workspace.id)
+            .order_by(QuarantinedEvent.id)
+        ).all()
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+def test_order_updated_keeps_what_it_does_not_carry(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
+    completed = _stored(
+        workspace,
+        "Order Completed",
+        {
+            "order_id": "U-1",
+            "total": 50,
+            "subtotal": 45,
+            "shipping": 5,
+            "currency": "EUR",
+            "coupon": "ANA10",
+            "products": [{"sku": "s-1", "price": 22.5, "quantity": 2}],
+        },
+        context={
+            "page": {
+                "url": "https://shop.example/landing?utm_source=ig",
+                "referrer": "https://l.instagram.com/",
+            }
+        },
+    )
+    _derive(runtime, workspace, completed)
+    later = T0 + timedelta(days=2)
+    # A status update two days later: a new total, nothing else.
+    _derive(
+        runtime,
+        workspace,
+        _stored(workspace, "Order Updated", {"order_id": "U-1", "total": 55}, at=later),
+    )
+    order = order_row(runtime, workspace.id, "U-1")
+    assert order.total == Decimal("55.00")
+    assert as_utc(order.placed_at) == T0
+    assert as_utc(order.source_updated_at) == later
+    assert (order.currency, order.subtotal, order.shipping) == (
+        "EUR",
+        Decimal("45.00"),
+        Decimal("5.00"),
+    )
+    assert order.discount_codes == ["ANA10"]
+    assert order.landing_page == "https://shop.example/landing?utm_source=ig"
+    assert order.referrer == "https://l.instagram.com/"
+    detail = client.get(f"/api/v1/orders/{order.id}", headers=workspace.bearer).json()
+    assert [(line["sku"], line["quantity"]) for line in detail["lines"]] == [("s-1", 2)]
+    # An update that carries a coupon (even an empty one) does change the codes.
+    _derive(
+        runtime,
+        workspace,
+        _stored(
+            workspace,
+            "Order Updated",
+            {"order_id": "U-1", "total": 55, "coupon": ""},
+            at=later + timedelta(hours=1),
+        ),
+    )
+    assert order_row(runtime, workspace.id, "U-1").discount_codes == []
+
+
+def test_replayed_refund_without_amount_keeps_its_amount(
+    runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
+    completed = _stored(
+        workspace, "Order Completed", {"order_id": "R-1", "total": 100, "currency": "EUR"}
+    )
+    partial = _stored(
+        workspace, "Order Refunded", {"order_id": "R-1", "total": 30}, at=T0 + timedelta(hours=1)
+    )
+    rest = _stored(workspace, "Order Refunded", {"order_id": "R-1"}, at=T0 + timedelta(hours=2))
+    _derive(runtime, workspace, completed, partial, rest)
+    order = order_row(runtime, workspace.id, "R-1")
+    assert (order.refunded_total, order.status) == (Decimal("100.00"), "refunded")
+    # The runner hands the same events over again (a retried batch): nothing changes.
+    _derive(runtime, workspace, completed, partial, rest)
+    _derive(runtime, workspace, rest)
+    order = order_row(runtime, workspace.id, "R-1")
+    assert (order.refunded_total, order.status) == (Decimal("100.00"), "refunded")
+    with runtime.session_factory() as session:
+        amounts = session.scalars(
+            select(Refund.amount)
+            .where(Refund.workspace_id == workspace.id)
+            .order_by(Refund.refunded_at)
+        ).all()
+    assert [Decimal(amount) for amount in amounts] == [Decimal("30.00"), Decimal("70.00")]
+
+
+@pytest.mark.parametrize("bad_quantity", ["two", -1, 1.5, "1e400", [2], True])
+def test_a_bad_quantity_quarantines_the_event_once(
+    runtime: Runtime, workspace: WorkspaceKeys, bad_quantity: object
+) -> None:
+    event = _stored(
+        workspace,
+        "Order Completed",
+        {
+            "order_id": "Q-1",
+            "total": 10,
+            "currency": "EUR",
+            "products": [{"sku": "s", "price": 5, "quantity": bad_quantity}],
+        },
+    )
+    good = _stored(workspace, "Order Completed", {"order_id": "Q-2", "total": 3, "currency": "EUR"})
+    # Raises nothing: the runner does not retry it, and the other events are derived.
+    _derive(runtime, workspace, event, good)
+    _derive(runtime, workspace, event)
+    assert _quarantined(runtime, workspace) == [
+        ("order_event", "invalid_quantity", "properties.products[0].quantity")
+    ]
+    assert counts(runtime, workspace.id)["orders"] == 1
+    assert order_row(runtime, workspace.id, "Q-2").total == Decimal("3.00")
+
+
+def test_whole_quantities_written_as_float_or_text_are_read(
+    runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
+    products = [
+        {"sku": "a", "price": 1, "quantity": 2.0},
+        {"sku": "b", "price": 1, "quantity": "3"},
+        {"sku": "c", "price": 1},
+    ]
+    _derive(
+        runtime,
+        workspace,
+        _stored(
+            workspace,
+            "Order Completed",
+            {"order_id": "Q-3", "currency": "EUR", "products": products},
+        ),
+    )
+    assert order_row(runtime, workspace.id, "Q-3").subtotal == Decimal("6.00")
+    assert _quarantined(runtime, workspace) == []
+
+
+def test_an_order_event_without_currency_is_refused_not_stored_as_usd(
+    runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
+    _derive(
+        runtime, workspace, _stored(workspace, "Order Completed", {"order_id": "C-1", "total": 9})
+    )
+    _derive(
+        runtime,
+        workspace,
+        _stored(workspace, "Order Completed", {"order_id": "C-2", "total": 9, "currency": "€"}),
+    )
+    assert counts(runtime, workspace.id)["orders"] == 0
+    assert _quarantined(runtime, workspace) == [
+        ("order_event", "missing_currency", "properties.currency"),
+        ("order_event", "invalid_currency", "properties.currency"),
+    ]
+    # An update of a stored order that does not repeat the currency keeps the stored one.
+    _derive(
+        runtime,
+        workspace,
+        _stored(workspace, "Order Completed", {"order_id": "C-3", "total": 9, "currency": "gbp"}),
+        _stored(
+            workspace, "Order Updated", {"order_id": "C-3", "total": 8}, at=T0 + timedelta(hours=1)
+        ),
+    )
+    order = order_row(runtime, workspace.id, "C-3")
+    assert (order.currency, order.total) == ("GBP", Decimal("8.00"))

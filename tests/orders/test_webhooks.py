@@ -369,3 +369,67 @@ def test_secret_set_through_the_settings_api_verifies_webhooks(
     )
     assert accepted.status_code == 200, accepted.text
     assert counts(runtime, workspace.id)["orders"] == 1
+
+
+def test_retries_of_a_refused_delivery_make_one_quarantine_entry(
+    client: TestClient, runtime: Runtime, shop: WorkspaceKeys
+) -> None:
+    payload = shopify_payload("orders_create")
+    payload["total_price"] = "lots"
+    for _ in range(3):
+        # Shopify retries a failed delivery under the same X-Shopify-Webhook-Id.
+        response = _post_shopify(client, shop, payload, "orders/create", webhook_id="wh-bad-1")
+        assert response.status_code == 422
+    assert quarantine_reasons(runtime, shop.id) == [("invalid_amount", "total_price")]
+    assert counts(runtime, shop.id) == {**NOTHING, "quarantine": 1}
+    # Another delivery (another id) of a bad payload is another entry.
+    _post_shopify(client, shop, payload, "orders/create", webhook_id="wh-bad-2")
+    assert counts(runtime, shop.id) == {**NOTHING, "quarantine": 2}
+
+
+def test_landing_page_and_referrer_keep_no_personal_query_data(
+    client: TestClient, runtime: Runtime, shop: WorkspaceKeys
+) -> None:
+    order = _paid(shopify_payload("orders_create"), "2022-01-01T10:00:00-05:00")
+    order["landing_site"] = (
+        "/products/scarf?email=jane%40example.com&customer_token=t0k&utm_source=newsletter"
+        "&utm_campaign=spring&sl_click=ck-9&fbclid=F1"
+    )
+    order["referring_site"] = "https://mail.example.com/inbox?user=jane%40example.com#msg-1"
+    _post_shopify(client, shop, order, "orders/create")
+    row = order_row(runtime, shop.id, SHOPIFY_ORDER_ID)
+    kept = "/products/scarf?utm_source=newsletter&utm_campaign=spring&sl_click=ck-9&fbclid=F1"
+    assert row.landing_page == kept
+    assert row.referrer == "https://mail.example.com/inbox"
+    assert row.marketing["landing_page"] == kept
+    assert row.marketing["referrer"] == "https://mail.example.com/inbox"
+    assert (row.marketing["utm_source"], row.marketing["click_id"]) == ("newsletter", "ck-9")
+    assert "jane" not in orjson.dumps(row.marketing).decode()
+
+
+def test_free_text_refund_notes_are_not_stored(
+    client: TestClient, runtime: Runtime, shop: WorkspaceKeys
+) -> None:
+    order = _paid(shopify_payload("orders_paid"), "2022-01-01T10:00:00-05:00")
+    _post_shopify(client, shop, order, "orders/paid")
+    refund = shopify_payload("refunds_create")
+    assert refund["note"] == "Things were damaged"
+    _post_shopify(client, shop, refund, "refunds/create")
+    detail = client.get(
+        f"/api/v1/orders/{order_row(runtime, shop.id, SHOPIFY_ORDER_ID).id}",
+        headers=shop.bearer,
+    ).json()
+    assert [(r["amount"], r["reason"]) for r in detail["refunds"]] == [("85.0000", None)]
+
+
+def test_woocommerce_subtotal_is_the_sum_of_line_subtotals(
+    client: TestClient, runtime: Runtime, shop: WorkspaceKeys
+) -> None:
+    payload = woocommerce_payload()
+    # 3 for 10.00: the unit price 3.3333 times 3 would make 9.9999.
+    payload["line_items"][0].update(quantity=3, subtotal="10.00", total="10.00", price=3.3333)
+    payload["line_items"][1].update(quantity=7, subtotal="1.00", total="1.00", price=0.142857)
+    body = php_json(payload)
+    url = f"/webhooks/woocommerce/{shop.id}"
+    client.post(url, content=body, headers=woocommerce_headers(WOO_SECRET, body, "order.created"))
+    assert order_row(runtime, shop.id, str(payload["id"])).subtotal == Decimal("11.00")

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from storeloop.kit.errors import ValidationFailed
+from storeloop.kit.tracking_params import AD_CLICK_ID_PARAMETERS
 
 ORGANIC_SOCIAL = "Organic Social"
 PAID_SOCIAL = "Paid Social"
@@ -43,6 +44,8 @@ PAID_SOCIAL_CLICK_IDS = frozenset({"ttclid", "twclid", "li_fat_id", "epik", "scc
 # nothing about payment: it means Organic Social unless utm_medium says paid.
 ORGANIC_SOCIAL_CLICK_IDS = frozenset({"fbclid", "igshid"})
 CLICK_ID_PARAMETERS = PAID_SEARCH_CLICK_IDS | PAID_SOCIAL_CLICK_IDS | ORGANIC_SOCIAL_CLICK_IDS
+# Every ad click id the kit names is grouped above (a new one must be placed in a group).
+assert frozenset(AD_CLICK_ID_PARAMETERS) <= CLICK_ID_PARAMETERS
 
 PAID_MEDIUMS = frozenset(
     {"cpc", "ppc", "paid", "paidsearch", "paid_search", "cpm", "cpv", "cpa", "display", "ads"}
@@ -207,7 +210,10 @@ def url_host(url: str | None) -> str | None:
 
 
 def query_parameters(url_or_query: str | None) -> dict[str, str]:
-    """The query parameters of a URL or a bare query string, first value wins, keys lower."""
+    """The query parameters of a URL or a bare query string, first value wins, keys lower.
+
+    The one parser of marketing parameters: other domains (orders) use it too, so ``UTM_Source``
+    and ``utm_source`` mean the same everywhere."""
     if not url_or_query:
         return {}
     text = url_or_query

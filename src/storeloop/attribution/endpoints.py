@@ -63,5 +63,6 @@ def attribution_report(
 
 @router.post("/recompute", response_model=RecomputeResult)
 def recompute(caller: CallerDep, session: SessionDep) -> RecomputeResult:
-    """Mark every order of the workspace for re-attribution (after changing settings)."""
-    return RecomputeResult(orders_marked=service.mark_all_stale(session, caller.workspace_id))
+    """Reclassify touchpoint channels under the current rules, then mark every order of the
+    workspace for re-attribution (after changing settings)."""
+    return service.recompute(session, caller.workspace_id)

@@ -24,7 +24,6 @@ from storeloop.models import (
     Order,
     Post,
     Profile,
-    StoreSettings,
     Touchpoint,
 )
 
@@ -48,16 +47,22 @@ def _chunks(items: Iterable[_T], size: int = _CHUNK) -> Iterator[list[_T]]:
         yield chunk
 
 
-def stale_orders(session: Session, limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """(workspace_id, order_id) of orders waiting for attribution, across workspaces: the
-    follow-up job works for every workspace and scopes each one through AttributionRepository."""
-    rows = session.execute(
-        select(Order.workspace_id, Order.id)
-        .where(Order.attribution_stale.is_(True))
-        .order_by(Order.workspace_id, Order.id)
-        .limit(limit)
-    )
-    return [(row[0], row[1]) for row in rows]
+def stale_orders(
+    session: Session, limit: int, workspace_id: uuid.UUID | None = None
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(workspace_id, order_id) of orders waiting for attribution, across workspaces unless
+    ``workspace_id`` is given: the follow-up job works for every workspace and scopes each one
+    through AttributionRepository.
+
+    On PostgreSQL the rows are locked until the job's commit and rows another worker holds are
+    skipped, so concurrent workers never attribute the same orders twice."""
+    query = select(Order.workspace_id, Order.id).where(Order.attribution_stale.is_(True))
+    if workspace_id is not None:
+        query = query.where(Order.workspace_id == workspace_id)
+    query = query.order_by(Order.workspace_id, Order.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Order)
+    return [(row[0], row[1]) for row in session.execute(query)]
 
 
 class AttributionRepository:
@@ -66,9 +71,6 @@ class AttributionRepository:
         self.workspace_id = workspace_id
 
     # --- settings, marketing objects -------------------------------------------------------
-
-    def settings(self) -> StoreSettings | None:
-        return self.session.get(StoreSettings, self.workspace_id)
 
     def clicks(self, click_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Click]:
         found: dict[uuid.UUID, Click] = {}
@@ -153,8 +155,9 @@ class AttributionRepository:
             )
 
     def touchpoints_of(
-        self, profile_ids: Collection[uuid.UUID], anonymous_id: str | None
+        self, profile_ids: Collection[uuid.UUID], anonymous_ids: Collection[str]
     ) -> list[Touchpoint]:
+        """The touchpoints of any of the profiles or anonymous ids (a batch of orders' worth)."""
         found: dict[uuid.UUID, Touchpoint] = {}
         for chunk in _chunks(profile_ids):
             for touchpoint in self.session.scalars(
@@ -164,15 +167,90 @@ class AttributionRepository:
                 )
             ):
                 found[touchpoint.id] = touchpoint
-        if anonymous_id:
+        for anonymous_chunk in _chunks(sorted(set(anonymous_ids) - {""})):
             for touchpoint in self.session.scalars(
                 select(Touchpoint).where(
                     Touchpoint.workspace_id == self.workspace_id,
-                    Touchpoint.anonymous_id == anonymous_id,
+                    Touchpoint.anonymous_id.in_(anonymous_chunk),
                 )
             ):
                 found[touchpoint.id] = touchpoint
         return sorted(found.values(), key=lambda row: (row.occurred_at, row.dedupe_key))
+
+    def order_touchpoint_ids(
+        self, order_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, dict[str, uuid.UUID]]:
+        """order id -> {dedupe key: touchpoint id} of the touchpoints taken from each order."""
+        found: dict[uuid.UUID, dict[str, uuid.UUID]] = {}
+        columns = _TOUCHPOINTS.c
+        for chunk in _chunks(order_ids):
+            for order_id, dedupe_key, touchpoint_id in self.session.execute(
+                select(columns.order_id, columns.dedupe_key, columns.id).where(
+                    columns.workspace_id == self.workspace_id, columns.order_id.in_(chunk)
+                )
+            ):
+                found.setdefault(order_id, {})[dedupe_key] = touchpoint_id
+        return found
+
+    def delete_order_touchpoints(self, order_ids: Collection[uuid.UUID]) -> None:
+        columns = _TOUCHPOINTS.c
+        for chunk in _chunks(order_ids):
+            self.session.execute(
+                delete(_TOUCHPOINTS).where(
+                    columns.workspace_id == self.workspace_id, columns.order_id.in_(chunk)
+                )
+            )
+
+    def touchpoint_contacts(
+        self,
+    ) -> list[
+        tuple[
+            uuid.UUID,
+            str,
+            str,
+            str | None,
+            str | None,
+            str | None,
+            str | None,
+            uuid.UUID | None,
+            uuid.UUID | None,
+            uuid.UUID | None,
+        ]
+    ]:
+        """(id, kind, channel, source, medium, campaign_name, referrer_host, influencer_id,
+        campaign_id, click_id) of every touchpoint: what reclassification reads."""
+        columns = _TOUCHPOINTS.c
+        rows = self.session.execute(
+            select(
+                columns.id,
+                columns.kind,
+                columns.channel,
+                columns.source,
+                columns.medium,
+                columns.campaign_name,
+                columns.referrer_host,
+                columns.influencer_id,
+                columns.campaign_id,
+                columns.click_id,
+            )
+            .where(columns.workspace_id == self.workspace_id)
+            .order_by(columns.id)
+        )
+        return [
+            (row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9])
+            for row in rows
+        ]
+
+    def set_touchpoint_channels(self, channels: Mapping[uuid.UUID, str]) -> None:
+        if not channels:
+            return
+        columns = _TOUCHPOINTS.c
+        self.session.execute(
+            update(_TOUCHPOINTS)
+            .where(columns.workspace_id == self.workspace_id, columns.id == bindparam("b_id"))
+            .values(channel=bindparam("b_channel")),
+            [{"b_id": key, "b_channel": value} for key, value in sorted(channels.items())],
+        )
 
     def journey_touchpoints(
         self,
@@ -226,33 +304,74 @@ class AttributionRepository:
 
     def profile_family(self, profile_id: uuid.UUID) -> set[uuid.UUID]:
         """The live profile behind ``profile_id`` and every profile folded into it."""
-        current = profile_id
-        for _ in range(_MAX_REDIRECTS):
-            into = self.session.scalar(
-                select(Profile.merged_into).where(
-                    Profile.workspace_id == self.workspace_id, Profile.id == current
-                )
-            )
-            if into is None:
-                break
-            current = into
-        family = {current}
-        frontier = {current}
+        return self.profile_families([profile_id])[profile_id]
+
+    def profile_families(
+        self, profile_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, set[uuid.UUID]]:
+        """``profile_family`` of many profiles: one query per level of merging, not per
+        profile."""
+        parent: dict[uuid.UUID, uuid.UUID | None] = {}
+        frontier = set(profile_ids)
         for _ in range(_MAX_REDIRECTS):
             if not frontier:
                 break
-            children = set(
-                self.session.scalars(
-                    select(Profile.id).where(
-                        Profile.workspace_id == self.workspace_id,
-                        Profile.merged_into.in_(list(frontier)),
+            following: set[uuid.UUID] = set()
+            for chunk in _chunks(sorted(frontier)):
+                for profile_id, into in self.session.execute(
+                    select(Profile.id, Profile.merged_into).where(
+                        Profile.workspace_id == self.workspace_id, Profile.id.in_(chunk)
                     )
-                )
-            )
-            frontier = children - family
-            family |= children
-        family.add(profile_id)
-        return family
+                ):
+                    parent[profile_id] = into
+                    if into is not None:
+                        following.add(into)
+            for profile_id in frontier:
+                parent.setdefault(profile_id, None)
+            frontier = following - parent.keys()
+
+        def live(profile_id: uuid.UUID) -> uuid.UUID:
+            current = profile_id
+            for _ in range(_MAX_REDIRECTS):
+                into = parent.get(current)
+                if into is None:
+                    break
+                current = into
+            return current
+
+        roots = {profile_id: live(profile_id) for profile_id in profile_ids}
+        children: dict[uuid.UUID, set[uuid.UUID]] = {}
+        seen = set(roots.values())
+        frontier = set(seen)
+        for _ in range(_MAX_REDIRECTS):
+            if not frontier:
+                break
+            found: set[uuid.UUID] = set()
+            for chunk in _chunks(sorted(frontier)):
+                for profile_id, into in self.session.execute(
+                    select(Profile.id, Profile.merged_into).where(
+                        Profile.workspace_id == self.workspace_id,
+                        Profile.merged_into.in_(chunk),
+                    )
+                ):
+                    if into is not None:
+                        children.setdefault(into, set()).add(profile_id)
+                        found.add(profile_id)
+            frontier = found - seen
+            seen |= found
+
+        def descendants(root: uuid.UUID) -> set[uuid.UUID]:
+            family = {root}
+            pending = [root]
+            while pending:
+                for child in children.get(pending.pop(), ()):
+                    if child not in family:
+                        family.add(child)
+                        pending.append(child)
+            return family
+
+        by_root = {root: descendants(root) for root in set(roots.values())}
+        return {profile_id: by_root[root] | {profile_id} for profile_id, root in roots.items()}
 
     # --- orders and credits -------------------------------------------------------------------
 
@@ -301,24 +420,37 @@ class AttributionRepository:
             if rows:
                 self.session.execute(_CREDITS.insert(), rows)
 
+    def delete_credits_of(self, order_ids: Collection[uuid.UUID]) -> None:
+        for chunk in _chunks(order_ids):
+            self.session.execute(
+                delete(AttributionCredit).where(
+                    AttributionCredit.workspace_id == self.workspace_id,
+                    AttributionCredit.order_id.in_(chunk),
+                )
+            )
+
     def mark_all_attributed(
         self, versions: Sequence[tuple[uuid.UUID, datetime]], attributed_at: datetime | None
-    ) -> None:
+    ) -> int:
         """Clear the stale flag of orders still at the ``updated_at`` they were read with: an
-        order changed meanwhile (a refund arriving) stays stale and is attributed again."""
+        order changed meanwhile (a refund arriving) stays stale and is attributed again.
+        Returns how many flags were cleared."""
         if not versions:
-            return
+            return 0
         columns = _ORDERS.c
-        self.session.execute(
+        # Both drivers sum an executemany's rowcount (supports_sane_multi_rowcount).
+        result = self.session.execute(
             update(_ORDERS)
             .where(
                 columns.workspace_id == self.workspace_id,
                 columns.id == bindparam("b_id"),
                 columns.updated_at == bindparam("b_updated_at"),
+                columns.attribution_stale.is_(True),
             )
             .values(attribution_stale=False, attributed_at=attributed_at),
             [{"b_id": order_id, "b_updated_at": updated_at} for order_id, updated_at in versions],
         )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def mark_all_stale(self) -> int:
         result = self.session.execute(
@@ -328,6 +460,19 @@ class AttributionRepository:
             .execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+    def mark_profile_orders_stale(self, profile_ids: Collection[uuid.UUID]) -> int:
+        """Mark the orders of these profiles for re-attribution; returns how many."""
+        marked = 0
+        for chunk in _chunks(profile_ids):
+            result = self.session.execute(
+                update(Order)
+                .where(Order.workspace_id == self.workspace_id, Order.profile_id.in_(chunk))
+                .values(attribution_stale=True)
+                .execution_options(synchronize_session=False)
+            )
+            marked += int(getattr(result, "rowcount", 0) or 0)
+        return marked
 
     def credits(self, order_id: uuid.UUID) -> list[AttributionCredit]:
         return list(

@@ -87,3 +87,5 @@ class AttributionReport(BaseModel):
 
 class RecomputeResult(BaseModel):
     orders_marked: int
+    # Touchpoints whose channel changed under the current channel rules.
+    touchpoints_reclassified: int = 0

@@ -1,10 +1,10 @@
 """Attribution: credits per order and model, the explanation of one order, and reports.
 
 ``attribute_stale_orders`` is a derivation follow-up: it re-attributes orders marked stale in
-batches, one savepoint per order so a failing order is logged (by id) and set aside instead of
-blocking the others. Data-driven weights are learned once per run and workspace over all
-journeys: converting (each order's considered touchpoints) and not (customers with touchpoints
-and no order, over their last lookback window).
+batches, one savepoint per workspace and per failing order, so a failing order or workspace is
+logged (by id) and set aside instead of blocking the others. Data-driven weights are learned
+once per run and workspace over all journeys: converting (each order's considered touchpoints)
+and not (customers with touchpoints and no order, over their last lookback window).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -30,10 +30,17 @@ from storeloop.attribution.schemas import (
     ExplainedTouchpoint,
     ModelCredits,
     OrderAttribution,
+    RecomputeResult,
     ReportRow,
 )
-from storeloop.attribution.touchpoints import OrderTouchpoints
+from storeloop.attribution.touchpoints import (
+    OrderTouchpoints,
+    channel_rules_of,
+    reclassify_touchpoints,
+)
+from storeloop.influencers.service import get_store_settings
 from storeloop.kit.errors import NotFound, ValidationFailed
+from storeloop.kit.money import MONEY_QUANTUM
 from storeloop.kit.timeutil import as_utc, utcnow
 from storeloop.models import Campaign, Order, Touchpoint
 from storeloop.workspaces.keyring import Keyring
@@ -41,10 +48,14 @@ from storeloop.workspaces.keyring import Keyring
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 200
-REVENUE_QUANTUM = Decimal("0.0001")
+# Attributed revenue is money: the places every stored amount has.
+REVENUE_QUANTUM = MONEY_QUANTUM
 GROUPS = ("influencer", "campaign", "channel", "post")
 DEFAULT_LOOKBACK_DAYS = 30
 DEFAULT_HALF_LIFE_DAYS = 7.0
+# The one status of an order that was cancelled, voided or failed (the orders domain maps its
+# sources' statuses onto it): it earns no revenue for anyone.
+CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +65,8 @@ class Rules:
     code_precedence: bool = True
 
 
-def workspace_rules(repository: AttributionRepository) -> Rules:
-    settings = repository.settings()
-    if settings is None:
-        return Rules()
+def workspace_rules(session: Session, workspace_id: uuid.UUID) -> Rules:
+    settings = get_store_settings(session, workspace_id)
     return Rules(
         lookback_days=settings.lookback_days,
         half_life_days=settings.time_decay_half_life_days,
@@ -78,11 +87,40 @@ def to_touch(row: Touchpoint) -> Touch:
     )
 
 
+def _journeys_of(
+    repository: AttributionRepository, orders: Sequence[Order]
+) -> dict[uuid.UUID, list[Touchpoint]]:
+    """The candidate touchpoints of each order (its live profile, the profiles merged into it,
+    its anonymous id), read for the whole batch in a few queries."""
+    families = repository.profile_families(
+        {order.profile_id for order in orders if order.profile_id is not None}
+    )
+    rows = repository.touchpoints_of(
+        set().union(*families.values()) if families else set(),
+        {order.anonymous_id for order in orders if order.anonymous_id},
+    )
+    by_profile: dict[uuid.UUID, list[Touchpoint]] = defaultdict(list)
+    by_anonymous: dict[str, list[Touchpoint]] = defaultdict(list)
+    for row in rows:
+        if row.profile_id is not None:
+            by_profile[row.profile_id].append(row)
+        if row.anonymous_id:
+            by_anonymous[row.anonymous_id].append(row)
+    result: dict[uuid.UUID, list[Touchpoint]] = {}
+    for order in orders:
+        found: dict[uuid.UUID, Touchpoint] = {}
+        for profile_id in families.get(order.profile_id, set()) if order.profile_id else set():
+            for row in by_profile.get(profile_id, ()):
+                found[row.id] = row
+        for row in by_anonymous.get(order.anonymous_id or "", ()):
+            found[row.id] = row
+        result[order.id] = sorted(found.values(), key=lambda row: (row.occurred_at, row.dedupe_key))
+    return result
+
+
 def _journey_of(
-    repository: AttributionRepository, order: Order, rules: Rules
+    order: Order, rows: Sequence[Touchpoint], rules: Rules
 ) -> tuple[Journey, dict[uuid.UUID, Touchpoint]]:
-    profile_ids = repository.profile_family(order.profile_id) if order.profile_id else set()
-    rows = repository.touchpoints_of(profile_ids, order.anonymous_id)
     journey = models.select_journey(
         order.id,
         as_utc(order.placed_at),
@@ -204,8 +242,10 @@ def credit_rows(
 ) -> list[dict[str, Any]]:
     """The AttributionCredit rows of one order for every model."""
     placed_at = as_utc(order.placed_at)
-    net = Decimal(order.total) - Decimal(order.refunded_total or 0)
-    net = max(net, Decimal(0))
+    if order.status == CANCELLED:
+        net = Decimal(0)
+    else:
+        net = max(Decimal(order.total) - Decimal(order.refunded_total or 0), Decimal(0))
     result: list[dict[str, Any]] = []
     for model in models.MODELS:
         shares = models.order_credits(
@@ -238,15 +278,14 @@ def credit_rows(
 
 
 def _store_touchpoints(
-    session: Session, repository: AttributionRepository, orders: Sequence[Order]
+    session: Session, touchpoints: OrderTouchpoints, orders: Sequence[Order]
 ) -> set[uuid.UUID]:
     """Order touchpoints for every order in one savepoint; if that fails, once more per order
     in a savepoint of its own (a savepoint costs a round trip). Returns the orders that failed."""
-    store = OrderTouchpoints(repository).store
+    touchpoints.prepare(orders)
     try:
         with session.begin_nested():
-            for order in orders:
-                store(order)
+            touchpoints.store(orders)
         return set()
     except Exception:
         logger.warning("order touchpoints failed for a batch of %d; one by one", len(orders))
@@ -254,62 +293,134 @@ def _store_touchpoints(
     for order in orders:
         try:
             with session.begin_nested():
-                store(order)
+                touchpoints.store([order])
         except Exception:
             logger.exception("order touchpoints failed for order %s; set aside", order.id)
             failed.add(order.id)
     return failed
 
 
-def attribute_stale_orders(session: Session, keyring: Keyring) -> int:
-    """Derivation follow-up: attribute up to BATCH_SIZE stale orders; returns how many were
-    handled (attributed or set aside after failing), so the runner stops when none are left."""
-    del keyring  # touchpoints and credits hold no sealed data
-    pending = stale_orders(session, BATCH_SIZE)
-    by_workspace: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
-    for workspace_id, order_id in pending:
-        by_workspace[workspace_id].append(order_id)
-    handled = 0
-    for workspace_id, order_ids in by_workspace.items():
-        repository = AttributionRepository(session, workspace_id)
-        rules = workspace_rules(repository)
-        orders = repository.orders(order_ids)
-        versions = {order.id: (order.id, order.updated_at) for order in orders}
-        failed = _store_touchpoints(session, repository, orders)
-        weights = cached_weights(repository, rules)
-        computed: dict[uuid.UUID, list[dict[str, Any]]] = {}
-        for order in orders:
-            if order.id in failed:
-                continue
+def _attribute_workspace(
+    session: Session, workspace_id: uuid.UUID, order_ids: Sequence[uuid.UUID]
+) -> int:
+    """Attribute these orders of one workspace; returns how many stale flags were cleared."""
+    repository = AttributionRepository(session, workspace_id)
+    rules = workspace_rules(session, workspace_id)
+    orders = repository.orders(order_ids)
+    versions = {order.id: (order.id, order.updated_at) for order in orders}
+    touchpoints = OrderTouchpoints(repository, channel_rules_of(session, workspace_id))
+    failed = _store_touchpoints(session, touchpoints, orders)
+    weights = cached_weights(repository, rules)
+    candidates = _journeys_of(repository, [order for order in orders if order.id not in failed])
+    computed: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for order in orders:
+        if order.id in failed:
+            continue
+        try:
+            journey, rows_by_id = _journey_of(order, candidates[order.id], rules)
+            computed[order.id] = credit_rows(order, journey, rows_by_id, rules, weights)
+        except Exception:
+            logger.exception("attributing order %s failed; set aside", order.id)
+            failed.add(order.id)
+    now = utcnow()
+    cleared = 0
+    try:
+        with session.begin_nested():
+            repository.replace_credits_of(computed)
+            written = repository.mark_all_attributed(
+                [versions[order_id] for order_id in computed], now
+            )
+        cleared += written
+    except Exception:
+        logger.warning("writing credits of %d orders failed; one by one", len(computed))
+        for order_id, rows in computed.items():
             try:
-                journey, rows_by_id = _journey_of(repository, order, rules)
-                computed[order.id] = credit_rows(order, journey, rows_by_id, rules, weights)
+                with session.begin_nested():
+                    repository.replace_credits_of({order_id: rows})
+                    written = repository.mark_all_attributed([versions[order_id]], now)
+                cleared += written
             except Exception:
-                logger.exception("attributing order %s failed; set aside", order.id)
-                failed.add(order.id)
-        now = utcnow()
+                logger.exception("writing credits of order %s failed; set aside", order_id)
+                failed.add(order_id)
+    # Never retried in a loop: a failed order keeps no credits (its old ones would be wrong)
+    # until it is marked stale again.
+    repository.delete_credits_of(sorted(failed))
+    cleared += repository.mark_all_attributed(
+        [versions[order_id] for order_id in sorted(failed)], None
+    )
+    return cleared
+
+
+def _set_aside(session: Session, workspace_id: uuid.UUID, order_ids: Sequence[uuid.UUID]) -> int:
+    """After a whole workspace failed: its orders lose their credits and their stale flag, so
+    they cannot hold up the other workspaces' orders forever."""
+    try:
+        with session.begin_nested():
+            repository = AttributionRepository(session, workspace_id)
+            orders = repository.orders(order_ids)
+            repository.delete_credits_of(order_ids)
+            cleared = repository.mark_all_attributed(
+                [(order.id, order.updated_at) for order in orders], None
+            )
+        return cleared
+    except Exception:
+        logger.exception("setting aside the orders of workspace %s failed", workspace_id)
+        return 0
+
+
+def attribute_stale_orders(
+    session: Session, keyring: Keyring, workspace_id: uuid.UUID | None = None
+) -> int:
+    """Derivation follow-up: attribute up to BATCH_SIZE stale orders (of every workspace, or of
+    ``workspace_id``); returns how many stale flags it cleared (attributed or set aside after
+    failing). An order that changed meanwhile stays stale and is not counted, so the runner's
+    drain() stops once a round clears nothing."""
+    del keyring  # touchpoints and credits hold no sealed data
+    pending = stale_orders(session, BATCH_SIZE, workspace_id)
+    by_workspace: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    for order_workspace_id, order_id in pending:
+        by_workspace[order_workspace_id].append(order_id)
+    cleared = 0
+    for order_workspace_id, order_ids in by_workspace.items():
         try:
             with session.begin_nested():
-                repository.replace_credits_of(computed)
-                repository.mark_all_attributed([versions[order_id] for order_id in computed], now)
+                done = _attribute_workspace(session, order_workspace_id, order_ids)
         except Exception:
-            logger.warning("writing credits of %d orders failed; one by one", len(computed))
-            for order_id, rows in computed.items():
-                try:
-                    with session.begin_nested():
-                        repository.replace_credits_of({order_id: rows})
-                        repository.mark_all_attributed([versions[order_id]], now)
-                except Exception:
-                    logger.exception("writing credits of order %s failed; set aside", order_id)
-                    failed.add(order_id)
-        # Never retried in a loop: a failed order keeps no credits until it is marked stale again.
-        repository.mark_all_attributed([versions[order_id] for order_id in sorted(failed)], None)
-        handled += len(orders)
-    return handled
+            logger.exception(
+                "attributing %d orders of workspace %s failed; set aside",
+                len(order_ids),
+                order_workspace_id,
+            )
+            done = _set_aside(session, order_workspace_id, order_ids)
+        cleared += done
+    return cleared
 
 
 def mark_all_stale(session: Session, workspace_id: uuid.UUID) -> int:
     return AttributionRepository(session, workspace_id).mark_all_stale()
+
+
+def recompute(session: Session, workspace_id: uuid.UUID) -> RecomputeResult:
+    """After a settings change: touchpoint channels follow the current channel rules, then every
+    order is marked for re-attribution."""
+    reclassified = reclassify_touchpoints(session, workspace_id)
+    return RecomputeResult(
+        orders_marked=mark_all_stale(session, workspace_id),
+        touchpoints_reclassified=reclassified,
+    )
+
+
+def mark_profile_orders_stale(
+    session: Session, workspace_id: uuid.UUID, profile_ids: Collection[uuid.UUID]
+) -> int:
+    """After a profile merge: mark for re-attribution the orders of these profiles and of every
+    profile in their families (their journeys now gather each other's touchpoints). Returns how
+    many orders were marked."""
+    if not profile_ids:
+        return 0
+    repository = AttributionRepository(session, workspace_id)
+    families = repository.profile_families(set(profile_ids))
+    return repository.mark_profile_orders_stale(sorted(set().union(*families.values())))
 
 
 # --- explanation -----------------------------------------------------------------------------
@@ -342,8 +453,8 @@ def explain_order(
     order = repository.order(order_id)
     if order is None:
         raise NotFound("no such order in this workspace", field="order_id")
-    rules = workspace_rules(repository)
-    journey, rows_by_id = _journey_of(repository, order, rules)
+    rules = workspace_rules(session, workspace_id)
+    journey, rows_by_id = _journey_of(order, _journeys_of(repository, [order])[order.id], rules)
     credits: dict[str, list[CreditLine]] = defaultdict(list)
     for credit in repository.credits(order.id):
         credits[credit.model].append(
@@ -506,11 +617,26 @@ REPORT_COLUMNS = (
 )
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> str:
+    """A report value as a CSV cell; text a spreadsheet would run as a formula is quoted with a
+    leading apostrophe. Numbers (ROI can be negative) are our own output and stay numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal | int | float):
+        return str(value)
+    text = str(value)
+    if text.startswith(_FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
 def report_csv_rows(result: AttributionReport) -> Sequence[Sequence[str]]:
     lines: list[list[str]] = [list(REPORT_COLUMNS)]
     for row in result.rows:
         values = row.model_dump()
-        lines.append(
-            ["" if values[column] is None else str(values[column]) for column in REPORT_COLUMNS]
-        )
+        lines.append([csv_cell(values[column]) for column in REPORT_COLUMNS])
     return lines

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,12 @@ from sqlalchemy.orm import Session
 
 from storeloop.attribution.channels import (
     CLICK_ID_PARAMETERS,
+    DIRECT,
+    ORGANIC_SEARCH,
+    ORGANIC_SOCIAL,
+    PAID_SEARCH,
+    PAID_SOCIAL,
+    REFERRAL,
     ChannelInput,
     ChannelRule,
     classify,
@@ -28,17 +35,21 @@ from storeloop.attribution.channels import (
 )
 from storeloop.attribution.repository import AttributionRepository
 from storeloop.derivation import StoredEvent
+from storeloop.influencers.service import discount_code_key, get_store_settings
 from storeloop.kit.crypto import WorkspaceCipher
 from storeloop.kit.errors import ValidationFailed
 from storeloop.kit.ids import new_id
 from storeloop.kit.timeutil import as_utc
+from storeloop.kit.tracking_params import CLICK_ID_PARAMETER
 from storeloop.models import Campaign, Click, DiscountCode, Link, Order
 
 logger = logging.getLogger(__name__)
 
 COUPON_TOUCH_EVENTS = frozenset({"Coupon Applied", "Coupon Entered"})
-# Parameter that carries a storeloop click id on a landing URL (set by the /r/ redirect).
-CLICK_PARAMETER = "sl_click"
+# Events a visitor lands with; a track event is an action on a page already counted.
+VIEW_EVENTS = frozenset({"page", "screen"})
+# Touchpoint kinds built from a landing: their click ids and user agent are not stored.
+LANDING_KINDS = frozenset({"utm", "referrer", "shop_landing", "shop_referrer"})
 
 
 def _text(value: Any, limit: int = 255) -> str | None:
@@ -60,17 +71,26 @@ def _uuid(value: Any) -> uuid.UUID | None:
         return None
 
 
-def workspace_rules(repository: AttributionRepository) -> list[ChannelRule]:
-    settings = repository.settings()
-    if settings is None or not settings.channel_rules:
-        return []
+def channel_rules_of(session: Session, workspace_id: uuid.UUID) -> list[ChannelRule]:
+    """The workspace's channel override rules, read through the store settings service."""
+    settings = get_store_settings(session, workspace_id)
+    raw = [
+        {
+            "match": {
+                name: value
+                for name in ("source", "medium", "referrer_host", "campaign")
+                if (value := getattr(rule, name)) is not None
+            },
+            "channel": rule.channel,
+        }
+        for rule in settings.channel_rules
+    ]
     try:
-        return parse_channel_rules(settings.channel_rules)
+        return parse_channel_rules(raw)
     except ValidationFailed:
         # Rules are validated when saved; a stored bad rule must not stop derivation.
         logger.warning(
-            "workspace %s has invalid channel rules; using the default grouping",
-            repository.workspace_id,
+            "workspace %s has invalid channel rules; using the default grouping", workspace_id
         )
         return []
 
@@ -78,9 +98,9 @@ def workspace_rules(repository: AttributionRepository) -> list[ChannelRule]:
 class _Builder:
     """Builds touchpoint rows for one workspace, looking up links, campaigns and codes once."""
 
-    def __init__(self, repository: AttributionRepository) -> None:
+    def __init__(self, repository: AttributionRepository, rules: Sequence[ChannelRule]) -> None:
         self.repository = repository
-        self.rules = workspace_rules(repository)
+        self.rules = list(rules)
         self._campaigns: dict[uuid.UUID, Campaign] | None = None
 
     def campaign(self, campaign_id: uuid.UUID | None) -> Campaign | None:
@@ -202,9 +222,16 @@ def _landing_contact(
     page_url: str | None,
     referrer: str | None,
     user_agent: str | None,
+    *,
+    is_view: bool = False,
 ) -> tuple[ChannelInput, str] | None:
     """The contact a landing carries (UTM tags, ad click ids, external referrer), or None for
-    internal navigation; the second item is the touchpoint kind (utm or referrer)."""
+    internal navigation; the second item is the touchpoint kind (utm or referrer).
+
+    The user agent counts only for a page or screen view without any referrer: social apps'
+    in-app browsers mostly send none, so there the app is the referrer. A view with a referrer
+    (even an internal one) or a track event inside an in-app browser is no new social contact.
+    """
     parameters = query_parameters(page_url)
     source = _text(campaign_fields.get("source")) or _text(parameters.get("utm_source"))
     medium = _text(campaign_fields.get("medium")) or _text(parameters.get("utm_medium"))
@@ -213,18 +240,18 @@ def _landing_contact(
     page_host = url_host(page_url)
     referrer_host = url_host(referrer)
     external_referrer = referrer_host if referrer_host and referrer_host != page_host else None
+    app_user_agent = user_agent if is_view and not referrer and in_app_browser(user_agent) else None
     contact = ChannelInput(
         source=source,
         medium=medium,
         campaign=name,
         referrer_host=external_referrer,
-        user_agent=user_agent,
+        user_agent=app_user_agent,
         click_ids=click_ids,
     )
     if source or medium or name or click_ids:
         return contact, "utm"
-    if external_referrer or in_app_browser(user_agent):
-        # Social apps' in-app browsers mostly send no referrer: the app is the referrer.
+    if external_referrer or app_user_agent:
         return contact, "referrer"
     return None
 
@@ -238,7 +265,7 @@ def derive_touchpoints(
     """Derivation handler: touchpoints from one workspace's page, screen and track events."""
     del cipher  # payloads arrive opened; touchpoints hold no personal data
     repository = AttributionRepository(session, workspace_id)
-    builder = _Builder(repository)
+    builder = _Builder(repository, channel_rules_of(session, workspace_id))
     click_refs: dict[uuid.UUID, StoredEvent] = {}
     code_refs: list[tuple[str, StoredEvent]] = []
     landings: list[StoredEvent] = []
@@ -251,14 +278,14 @@ def derive_touchpoints(
             properties = event.document.get("properties")
             code = _text(properties.get("coupon")) if isinstance(properties, dict) else None
             if code:
-                code_refs.append((code.upper(), event))
+                code_refs.append((discount_code_key(code), event))
         storeloop = context.get("storeloop")
         click_id = _uuid(storeloop.get("click_id")) if isinstance(storeloop, dict) else None
         if click_id is None:
             page = context.get("page")
             url = page.get("url") if isinstance(page, dict) else None
             click_id = _uuid(
-                query_parameters(url if isinstance(url, str) else None).get(CLICK_PARAMETER)
+                query_parameters(url if isinstance(url, str) else None).get(CLICK_ID_PARAMETER)
             )
         if click_id is not None:
             click_refs[click_id] = event
@@ -288,7 +315,9 @@ def derive_touchpoints(
             url = (url or "") + (search if search.startswith("?") else "?" + search)
         referrer = _text(page.get("referrer"), 2000)
         user_agent = _text(context.get("userAgent"), 512)
-        landing = _landing_contact(campaign, url, referrer, user_agent)
+        landing = _landing_contact(
+            campaign, url, referrer, user_agent, is_view=event.type in VIEW_EVENTS
+        )
         if landing is None:
             continue
         contact, kind = landing
@@ -321,54 +350,74 @@ def derive_touchpoints(
 
 class OrderTouchpoints:
     """Stores the touchpoints orders carry themselves: their known discount codes, the click id,
-    UTM tags, landing page and referrer the shop recorded. One per workspace and batch."""
+    UTM tags, landing page and referrer the shop recorded. One per workspace and batch: the
+    codes, clicks and links of the whole batch are read in a few queries (``prepare``)."""
 
-    def __init__(self, repository: AttributionRepository) -> None:
+    def __init__(self, repository: AttributionRepository, rules: Sequence[ChannelRule]) -> None:
         self.repository = repository
-        self.builder = _Builder(repository)
+        self.builder = _Builder(repository, rules)
+        self._codes: dict[str, DiscountCode] = {}
+        self._clicks: dict[uuid.UUID, Click] = {}
+        self._links: dict[uuid.UUID, Link] = {}
+        self._existing: dict[uuid.UUID, dict[str, uuid.UUID]] = {}
 
-    def store(self, order: Order) -> None:
-        _order_touchpoints(self.repository, self.builder, order)
+    def prepare(self, orders: Sequence[Order]) -> None:
+        code_keys: set[str] = set()
+        click_ids: set[uuid.UUID] = set()
+        for order in orders:
+            code_keys.update(_code_keys(order))
+            click_id = _order_click_id(order)
+            if click_id is not None:
+                click_ids.add(click_id)
+        self._codes = self.repository.discount_codes(code_keys)
+        self._clicks = self.repository.clicks(click_ids)
+        self._links = self.repository.links({click.link_id for click in self._clicks.values()})
+        self._existing = self.repository.order_touchpoint_ids([order.id for order in orders])
 
+    def store(self, orders: Sequence[Order]) -> None:
+        """Replace the touchpoints of ``orders``: what an order no longer carries is removed and
+        a changed field is stored anew (same id for the same dedupe key, so credits stay put)."""
+        rows: list[dict[str, Any]] = []
+        for order in orders:
+            existing = self._existing.get(order.id, {})
+            for row in self._rows_of(order):
+                row["id"] = existing.get(row["dedupe_key"], row["id"])
+                rows.append(row)
+        self.repository.delete_order_touchpoints([order.id for order in orders])
+        self.repository.insert_touchpoints(rows)
 
-def _order_touchpoints(repository: AttributionRepository, builder: _Builder, order: Order) -> None:
-    placed_at = as_utc(order.placed_at)
-    marketing = order.marketing if isinstance(order.marketing, dict) else {}
-    rows: list[dict[str, Any]] = []
-    code_keys = sorted(
-        {code.strip().upper() for code in order.discount_codes or [] if isinstance(code, str)}
-        - {""}
-    )
-    codes = repository.discount_codes(code_keys)
-    for key in code_keys:
-        code = codes.get(key)
-        if code is not None:
-            rows.append(
-                builder.code_row(
-                    code,
-                    f"order:{order.id}:code:{key}",
-                    placed_at,
-                    order.profile_id,
-                    order.anonymous_id,
-                    order_id=order.id,
+    def _rows_of(self, order: Order) -> list[dict[str, Any]]:
+        builder = self.builder
+        placed_at = as_utc(order.placed_at)
+        marketing = order.marketing if isinstance(order.marketing, dict) else {}
+        rows: list[dict[str, Any]] = []
+        for key in _code_keys(order):
+            code = self._codes.get(key)
+            if code is not None:
+                rows.append(
+                    builder.code_row(
+                        code,
+                        f"order:{order.id}:code:{key}",
+                        placed_at,
+                        order.profile_id,
+                        order.anonymous_id,
+                        order_id=order.id,
+                    )
                 )
+        click_id = _order_click_id(order)
+        click = self._clicks.get(click_id) if click_id else None
+        if click is not None:
+            link = self._links.get(click.link_id)
+            rows.append(
+                builder.click_row(click, link, order.profile_id, order.anonymous_id, order.id)
             )
-    landing_page = _text(marketing.get("landing_page"), 2000) or order.landing_page
-    referrer = _text(marketing.get("referrer"), 2000) or order.referrer
-    click_id = _uuid(marketing.get("click_id")) or _uuid(
-        query_parameters(landing_page).get(CLICK_PARAMETER)
-    )
-    click = repository.clicks([click_id]).get(click_id) if click_id else None
-    if click is not None:
-        link = repository.links([click.link_id]).get(click.link_id)
-        rows.append(builder.click_row(click, link, order.profile_id, order.anonymous_id, order.id))
-    else:
+            return rows
         fields = {
             "source": marketing.get("utm_source"),
             "medium": marketing.get("utm_medium"),
             "name": marketing.get("utm_campaign"),
         }
-        landing = _landing_contact(fields, landing_page, referrer, None)
+        landing = _landing_contact(fields, *_order_landing(order), None)
         if landing is not None:
             contact, kind = landing
             rows.append(
@@ -382,4 +431,112 @@ def _order_touchpoints(repository: AttributionRepository, builder: _Builder, ord
                     order_id=order.id,
                 )
             )
-    repository.insert_touchpoints(rows)
+        return rows
+
+
+def _code_keys(order: Order) -> list[str]:
+    keys = {discount_code_key(code) for code in order.discount_codes or [] if isinstance(code, str)}
+    return sorted(keys - {""})
+
+
+def _order_landing(order: Order) -> tuple[str | None, str | None]:
+    marketing = order.marketing if isinstance(order.marketing, dict) else {}
+    landing_page = _text(marketing.get("landing_page"), 2000) or order.landing_page
+    referrer = _text(marketing.get("referrer"), 2000) or order.referrer
+    return landing_page, referrer
+
+
+def _order_click_id(order: Order) -> uuid.UUID | None:
+    marketing = order.marketing if isinstance(order.marketing, dict) else {}
+    landing_page, _ = _order_landing(order)
+    return _uuid(marketing.get("click_id")) or _uuid(
+        query_parameters(landing_page).get(CLICK_ID_PARAMETER)
+    )
+
+
+# --- reclassification under the current rules ----------------------------------------------
+
+# Channels a landing's unstored inputs (ad click ids, an in-app browser's user agent) can decide.
+_UNSTORED_SIGNAL_CHANNELS = frozenset({PAID_SEARCH, PAID_SOCIAL, ORGANIC_SOCIAL})
+# What the stored inputs of a landing give when only such an unstored input decided.
+_OVERRIDABLE_DEFAULTS = frozenset({ORGANIC_SOCIAL, ORGANIC_SEARCH, REFERRAL, DIRECT})
+
+
+@dataclass(frozen=True, slots=True)
+class StoredContact:
+    """The classification inputs a touchpoint row keeps (plus its current channel)."""
+
+    id: uuid.UUID
+    kind: str
+    channel: str
+    source: str | None
+    medium: str | None
+    campaign_name: str | None
+    referrer_host: str | None
+    influencer_id: uuid.UUID | None
+    campaign_id: uuid.UUID | None
+    click_id: uuid.UUID | None
+
+
+def reclassified_channel(
+    stored: StoredContact,
+    rules: Sequence[ChannelRule],
+    campaign_channels: Mapping[uuid.UUID, str],
+    click_user_agents: Mapping[uuid.UUID, str | None],
+) -> str:
+    """The channel of a stored touchpoint under ``rules``, from the columns it keeps.
+
+    A landing's ad click ids and in-app browser user agent are not stored; when the stored
+    channel is one they decide and nothing stored says otherwise, it is kept (see
+    docs/attribution.md, "Changing channel rules")."""
+    campaign_channel = campaign_channels.get(stored.campaign_id) if stored.campaign_id else None
+    if stored.kind == "discount_code" and campaign_channel is None:
+        campaign_channel = "Affiliate"
+    contact = ChannelInput(
+        source=stored.source,
+        medium=stored.medium,
+        campaign=stored.campaign_name,
+        referrer_host=stored.referrer_host,
+        user_agent=click_user_agents.get(stored.click_id) if stored.click_id else None,
+        has_influencer=stored.influencer_id is not None,
+        campaign_channel=campaign_channel,
+    )
+    for rule in rules:
+        if rule.matches(contact):
+            return rule.channel
+    channel = classify(contact)
+    if (
+        stored.kind in LANDING_KINDS
+        and stored.channel in _UNSTORED_SIGNAL_CHANNELS
+        and channel in _OVERRIDABLE_DEFAULTS
+    ):
+        return stored.channel
+    return channel
+
+
+def reclassify_touchpoints(session: Session, workspace_id: uuid.UUID) -> int:
+    """Set every touchpoint's channel to what the current rules give; returns how many
+    changed."""
+    repository = AttributionRepository(session, workspace_id)
+    rules = channel_rules_of(session, workspace_id)
+    stored = [StoredContact(*row) for row in repository.touchpoint_contacts()]
+    campaign_channels = {
+        campaign_id: campaign.channel
+        for campaign_id, campaign in repository.campaigns(
+            {row.campaign_id for row in stored if row.campaign_id is not None}
+        ).items()
+    }
+    click_user_agents = {
+        click_id: click.user_agent
+        for click_id, click in repository.clicks(
+            {row.click_id for row in stored if row.kind == "click" and row.click_id is not None}
+        ).items()
+    }
+    changes = {
+        row.id: channel
+        for row in stored
+        if (channel := reclassified_channel(row, rules, campaign_channels, click_user_agents))
+        != row.channel
+    }
+    repository.set_touchpoint_channels(changes)
+    return len(changes)

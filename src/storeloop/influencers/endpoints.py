@@ -22,6 +22,7 @@ from storeloop.influencers.schemas import (
     InfluencerCreate,
     InfluencerDetail,
     InfluencerPage,
+    InfluencerSearch,
     InfluencerUpdate,
     LinkCreate,
     LinkOut,
@@ -36,6 +37,8 @@ from storeloop.influencers.schemas import (
     StoreSettingsOut,
     StoreSettingsUpdate,
 )
+from storeloop.kit.errors import ValidationFailed
+from storeloop.kit.http import read_limited_body
 
 router = APIRouter(prefix="/api/v1")
 
@@ -67,6 +70,7 @@ def create_influencer(
 
 @router.get("/influencers", response_model=InfluencerPage, tags=["influencers"])
 def list_influencers(
+    request: Request,
     caller: CallerDep,
     session: SessionDep,
     keyring: KeyringDep,
@@ -74,22 +78,42 @@ def list_influencers(
     name: Annotated[
         str | None, Query(max_length=200, pattern=_NO_NUL, description="part of the name")
     ] = None,
-    email: Annotated[
-        str | None, Query(max_length=254, pattern=_NO_NUL, description="the whole address")
-    ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> InfluencerPage:
-    """Newest first, without contact data (GET one influencer for that)."""
+    """Newest first, without contact data (GET one influencer for that). To find one by email
+    address, POST /influencers/search: personal data stays out of URLs."""
+    if "email" in request.query_params:
+        # Ignoring it would answer with every influencer, as if they all matched.
+        raise ValidationFailed(
+            "email addresses do not go in URLs: POST them to /api/v1/influencers/search",
+            field="email",
+        )
     return service.list_influencers(
         session,
         keyring.cipher(caller.workspace_id),
         caller.workspace_id,
         status=status,
         name=name,
-        email=email,
         limit=limit,
         cursor=cursor,
+    )
+
+
+@router.post("/influencers/search", response_model=InfluencerPage, tags=["influencers"])
+def search_influencers(
+    payload: InfluencerSearch, caller: CallerDep, session: SessionDep, keyring: KeyringDep
+) -> InfluencerPage:
+    """Newest first, without contact data; ``email`` matches the whole address (any case)."""
+    return service.list_influencers(
+        session,
+        keyring.cipher(caller.workspace_id),
+        caller.workspace_id,
+        status=payload.status,
+        name=payload.name,
+        email=payload.email,
+        limit=payload.limit,
+        cursor=payload.cursor,
     )
 
 
@@ -319,12 +343,7 @@ async def _csv_body(request: Request) -> bytes:
         raise service.UnsupportedMediaType(
             "send the CSV file as the body with Content-Type: text/csv", field="Content-Type"
         )
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > service.MAX_IMPORT_BYTES:
-            break
-    return bytes(body)
+    return await read_limited_body(request, service.MAX_IMPORT_BYTES, "body")
 
 
 @router.post(

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from storeloop.kit.pagination import older_than
@@ -177,3 +178,19 @@ class MarketingRepository:
 
     def store_settings(self) -> StoreSettings | None:
         return self.session.get(StoreSettings, self.workspace_id)
+
+    def create_store_settings_if_missing(self, **defaults: Any) -> StoreSettings:
+        """The settings row, inserted from ``defaults`` unless it exists. An insert by another
+        transaction a moment ago is not an error (ON CONFLICT DO NOTHING): its row is returned."""
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self.session.execute(
+            insert(StoreSettings)
+            .values(
+                workspace_id=self.workspace_id, allowed_domains=[], channel_rules=[], **defaults
+            )
+            .on_conflict_do_nothing(index_elements=["workspace_id"])
+        )
+        row = self.session.get(StoreSettings, self.workspace_id, populate_existing=True)
+        assert row is not None  # inserted now or by the transaction that won the race
+        return row

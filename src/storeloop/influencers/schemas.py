@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from storeloop.kit.pagination import MAX_PAGE_SIZE
+
 # Statuses of influencers and campaigns; "archived" replaces deletion, since orders, credits and
 # touchpoints keep pointing at the row.
 Status = Literal["active", "paused", "archived"]
@@ -70,6 +72,19 @@ class InfluencerUpdate(_Input):
     handles: dict[Platform, Annotated[str, Field(min_length=1, max_length=200)]] | None = None
     contact: Contact | None = None
     status: Status | None = None
+
+
+class InfluencerSearch(_Input):
+    """Filters of POST /influencers/search: a body, so an email address never ends up in a URL
+    (access logs, proxies, browser history)."""
+
+    email: str | None = Field(default=None, max_length=254, description="the whole address")
+    name: str | None = Field(default=None, max_length=200, description="part of the name")
+    status: Status | None = None
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE_SIZE)
+    cursor: str | None = Field(
+        default=None, max_length=200, description="next_cursor of the last page"
+    )
 
 
 class InfluencerOut(BaseModel):
@@ -358,8 +373,3 @@ class StoreSettingsView:
     has_shopify_secret: bool = False
     has_woocommerce_secret: bool = False
     updated_at: datetime | None = None
-
-    def allows_host(self, host: str) -> bool:
-        """Whether a redirect may go to ``host``: an allowed domain or one of its subdomains."""
-        host = host.lower().rstrip(".")
-        return any(host == domain or host.endswith("." + domain) for domain in self.allowed_domains)

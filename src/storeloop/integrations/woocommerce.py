@@ -21,8 +21,8 @@ from storeloop.integrations.common import (
     require_object,
     text,
 )
+from storeloop.kit.money import MONEY_QUANTUM
 from storeloop.orders.schemas import (
-    MONEY_QUANTUM,
     CustomerInput,
     InvalidPayload,
     OrderInput,
@@ -72,8 +72,11 @@ def _meta(raw: Any) -> dict[str, str]:
     return found
 
 
-def _lines(raw: Any) -> tuple[OrderLineInput, ...]:
+def _lines(raw: Any) -> tuple[tuple[OrderLineInput, ...], Decimal]:
+    """The lines, and the order's subtotal: the sum of the lines' exact subtotals (not of the
+    rounded unit prices times quantities)."""
     lines = []
+    order_subtotal = Decimal(0)
     for index, item in enumerate(require_list(raw, "line_items")):
         path = f"line_items[{index}]"
         line = require_object(item, path)
@@ -86,6 +89,7 @@ def _lines(raw: Any) -> tuple[OrderLineInput, ...]:
         )
         # ``price`` is a float in the v3 object; the subtotal string is exact.
         unit_price = (subtotal / count).quantize(MONEY_QUANTUM) if count else subtotal
+        order_subtotal += subtotal
         lines.append(
             OrderLineInput(
                 sku=text(line.get("sku"), 255),
@@ -96,7 +100,7 @@ def _lines(raw: Any) -> tuple[OrderLineInput, ...]:
                 discount=subtotal - total,
             )
         )
-    return tuple(lines)
+    return tuple(lines), order_subtotal
 
 
 def _refunds(raw: Any, refunded_at_fallback: Any) -> tuple[RefundInput, ...]:
@@ -151,8 +155,7 @@ def order_input(raw: Any) -> OrderInput:
         marketing.setdefault(key, value)
     if CLICK_ID_META in meta:
         marketing["click_id"] = meta[CLICK_ID_META]
-    lines = _lines(order.get("line_items"))
-    subtotal = sum((line.unit_price * line.quantity for line in lines), Decimal(0))
+    lines, subtotal = _lines(order.get("line_items"))
     billing = order.get("billing") if isinstance(order.get("billing"), dict) else {}
     assert isinstance(billing, dict)
     customer = CustomerInput(

@@ -53,6 +53,11 @@ class ValidationFailed(StoreloopError):
     code = "validation_failed"
 
 
+class PayloadTooLarge(StoreloopError):
+    status_code = 413
+    code = "payload_too_large"
+
+
 class RateLimited(StoreloopError):
     status_code = 429
     code = "rate_limited"

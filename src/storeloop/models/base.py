@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, LargeBinary, MetaData, Uuid
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, LargeBinary, MetaData, Numeric, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -25,6 +25,9 @@ JsonDocument = JSON().with_variant(JSONB(), "postgresql")
 UtcDateTime = DateTime(timezone=True)
 Blob = LargeBinary()
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+# Money amounts: 4 decimal places. SQLite stores them as REAL; storeloop.kit.money bounds
+# accepted amounts so that they round-trip exactly there too.
+MoneyColumn = Numeric(18, 4)
 
 
 class Base(DeclarativeBase):

@@ -7,12 +7,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storeloop.models.base import Base, created_at_column, id_column
-
-Money = Numeric(18, 4)
+from storeloop.models.base import Base, MoneyColumn, created_at_column, id_column
 
 
 class Order(Base):
@@ -40,13 +38,15 @@ class Order(Base):
     # Customer email, name, phone, addresses: sealed with the row id as associated data.
     customer_sealed: Mapped[bytes | None]
     currency: Mapped[str] = mapped_column(String(3))
-    subtotal: Mapped[Decimal] = mapped_column(Money)
-    discount_total: Mapped[Decimal] = mapped_column(Money)
-    shipping: Mapped[Decimal] = mapped_column(Money)
-    tax: Mapped[Decimal] = mapped_column(Money)
-    total: Mapped[Decimal] = mapped_column(Money)
-    refunded_total: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
-    # pending | paid | cancelled | refunded | partially_refunded
+    subtotal: Mapped[Decimal] = mapped_column(MoneyColumn)
+    discount_total: Mapped[Decimal] = mapped_column(MoneyColumn)
+    shipping: Mapped[Decimal] = mapped_column(MoneyColumn)
+    tax: Mapped[Decimal] = mapped_column(MoneyColumn)
+    total: Mapped[Decimal] = mapped_column(MoneyColumn)
+    refunded_total: Mapped[Decimal] = mapped_column(MoneyColumn, default=Decimal(0))
+    # pending | paid | cancelled | refunded | partially_refunded. Net revenue is
+    # max(total - refunded_total, 0), and 0 for a cancelled order (cancelled, voided, failed
+    # payment): see storeloop.orders.schemas.net_revenue.
     status: Mapped[str] = mapped_column(String(24))
     discount_codes: Mapped[list[str]] = mapped_column(default=list)
     landing_page: Mapped[str | None] = mapped_column(String(2000))
@@ -74,8 +74,8 @@ class OrderLine(Base):
     product_id: Mapped[str | None] = mapped_column(String(255))
     name: Mapped[str | None] = mapped_column(String(500))
     quantity: Mapped[int]
-    unit_price: Mapped[Decimal] = mapped_column(Money)
-    discount: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    unit_price: Mapped[Decimal] = mapped_column(MoneyColumn)
+    discount: Mapped[Decimal] = mapped_column(MoneyColumn, default=Decimal(0))
 
 
 class Refund(Base):
@@ -88,7 +88,7 @@ class Refund(Base):
         ForeignKey("orders.id", ondelete="CASCADE"), index=True
     )
     external_id: Mapped[str] = mapped_column(String(255))
-    amount: Mapped[Decimal] = mapped_column(Money)
+    amount: Mapped[Decimal] = mapped_column(MoneyColumn)
     refunded_at: Mapped[datetime]
     reason: Mapped[str | None] = mapped_column(String(500))
     source: Mapped[str] = mapped_column(String(16))

@@ -7,12 +7,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storeloop.models.base import Base, created_at_column, id_column
-
-Money = Numeric(18, 4)
+from storeloop.models.base import Base, MoneyColumn, created_at_column, id_column
 
 
 class Influencer(Base):
@@ -44,9 +42,9 @@ class Campaign(Base):
     starts_at: Mapped[datetime | None]
     ends_at: Mapped[datetime | None]
     currency: Mapped[str] = mapped_column(String(3))
-    fee: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
-    seeding_cost: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
-    paid_boost_cost: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    fee: Mapped[Decimal] = mapped_column(MoneyColumn, default=Decimal(0))
+    seeding_cost: Mapped[Decimal] = mapped_column(MoneyColumn, default=Decimal(0))
+    paid_boost_cost: Mapped[Decimal] = mapped_column(MoneyColumn, default=Decimal(0))
     utm_source: Mapped[str | None] = mapped_column(String(255))
     utm_medium: Mapped[str | None] = mapped_column(String(255))
     utm_campaign: Mapped[str | None] = mapped_column(String(255))

@@ -7,10 +7,14 @@ many rows' orders in memory, so files of any size stream). A row that cannot be 
 changes nothing: orders are upserted on their id and an identical order counts as unchanged.
 
 UCI Online Retail preset: an invoice is an order, paid, in GBP (the store's currency); an
-invoice whose number starts with ``C`` is a cancellation. It does not say which invoice it
-cancels, so it is imported as an order of its own with status ``cancelled`` and its negative
-quantities, i.e. a negative total. Net revenue is then SUM(total - refunded_total) over all the
-orders, cancellations included: positive invoices minus cancellations, as the dataset intends.
+invoice whose number starts with ``C`` is a cancellation of (part of) an earlier sale. It does
+not say which invoice it cancels, so its amount is recorded as a refund (external id: the ``C``
+invoice number, reason ``cancellation``) charged against the same customer's invoices
+(``OrderWriter.charge_cancellation``). Net revenue, SUM(max(total - refunded_total, 0)) over the
+orders as attribution counts it, is then the positive invoices minus the cancellations. A
+cancellation the customer's imported invoices cannot cover (a guest, or a sale before the file
+starts) is reported as a row error and not imported: a negative order would be clamped to 0 by
+every revenue report, silently.
 """
 
 from __future__ import annotations
@@ -32,14 +36,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from storeloop.db import session_scope
 from storeloop.kit.crypto import WorkspaceCipher
 from storeloop.kit.errors import ValidationFailed
+from storeloop.kit.money import MONEY_QUANTUM, InvalidMoney, parse_money
 from storeloop.orders.schemas import (
-    MONEY_QUANTUM,
     ORDER_STATUSES,
     CustomerInput,
     ImportResult,
     ImportRowError,
     OrderInput,
     OrderLineInput,
+    RefundInput,
 )
 from storeloop.orders.service import OrderWriter
 
@@ -77,8 +82,20 @@ PRESETS: dict[str, dict[str, str]] = {
     }
 }
 PRESET_CURRENCY = {"uci-online-retail": "GBP"}
+# The UCI file in ../shared/data/datasets is written with ISO dates; the original Excel export
+# has month-first dates (12/1/2010 8:26): import that one with date_format=mdy.
+PRESET_DATE_FORMAT = {"uci-online-retail": "iso"}
+# Named date formats: ISO 8601 (the default); day-first and month-first numeric dates
+# (D/M/YYYY or M/D/YYYY, separators / . or -, an optional H:MM[:SS]). Anything else is read as a
+# strptime pattern. 05/06/2011 means two different days in two countries: without a format it is
+# a row error, never a guess.
+DATE_FORMATS = ("iso", "dmy", "mdy")
+_NUMERIC_DATE = re.compile(
+    r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$"
+)
+_DATE_FORMAT_NAMES = {"iso": "ISO 8601", "dmy": "day/month/year", "mdy": "month/day/year"}
 _FLOAT_ID = re.compile(r"^(\d+)\.0*$")
-_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M")
+CANCELLATION_REASON = "cancellation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +105,18 @@ class ImportSettings:
     columns: Mapping[str, str]
     currency: str
     cancellation_prefix: str | None = None
+    date_format: str = "iso"
 
 
 def import_settings(
-    preset: str | None, mapping: Iterable[str], currency: str | None
+    preset: str | None,
+    mapping: Iterable[str],
+    currency: str | None,
+    date_format: str | None = None,
 ) -> ImportSettings:
-    """From a preset name and/or ``column=field`` pairs (pairs override the preset)."""
+    """From a preset name and/or ``column=field`` pairs (pairs override the preset), and the
+    date format (one of ``DATE_FORMATS`` or a strptime pattern; default: the preset's, else
+    ISO 8601)."""
     if preset is not None and preset not in PRESETS:
         raise ValidationFailed(
             f"unknown preset {preset!r}; known: {', '.join(sorted(PRESETS))}", field="preset"
@@ -117,10 +140,20 @@ def import_settings(
     chosen = currency or (PRESET_CURRENCY.get(preset) if preset else None)
     if chosen is None or len(chosen) != 3 or not chosen.isalpha():
         raise ValidationFailed("give the orders' 3-letter currency", field="currency")
+    chosen_format = (date_format or "").strip() or (
+        PRESET_DATE_FORMAT.get(preset, "iso") if preset else "iso"
+    )
+    if chosen_format not in DATE_FORMATS and "%" not in chosen_format:
+        raise ValidationFailed(
+            f"date_format must be one of {', '.join(DATE_FORMATS)} or a strptime pattern "
+            "such as %d.%m.%Y %H:%M",
+            field="date_format",
+        )
     return ImportSettings(
         columns=columns,
         currency=chosen.upper(),
         cancellation_prefix="C" if preset == "uci-online-retail" else None,
+        date_format=chosen_format,
     )
 
 
@@ -138,11 +171,34 @@ class _PendingOrder:
     last_row: int
     currency: str
     status: str
+    first_row: int = 0
+    is_cancellation: bool = False
     customer_id: str | None = None
     email: str | None = None
     country: str | None = None
     codes: list[str] = field(default_factory=list)
     lines: list[OrderLineInput] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    """A cancellation invoice (UCI ``C``): money returned on the customer's earlier sales."""
+
+    external_id: str
+    customer_id: str | None
+    amount: Decimal
+    at: datetime
+    line: int
+    column: str
+
+
+@dataclass(slots=True)
+class ImportBatch:
+    orders: list[OrderInput] = field(default_factory=list)
+    cancellations: list[Cancellation] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.orders) + len(self.cancellations)
 
 
 @dataclass(slots=True)
@@ -151,6 +207,7 @@ class ImportProgress:
     imported: int = 0
     updated: int = 0
     unchanged: int = 0
+    cancellations: int = 0
     errors: list[ImportRowError] = field(default_factory=list)
     error_count: int = 0
 
@@ -164,6 +221,7 @@ class ImportProgress:
             imported=self.imported,
             updated=self.updated,
             unchanged=self.unchanged,
+            cancellations=self.cancellations,
             rows=self.rows,
             errors=self.errors,
         )
@@ -178,31 +236,52 @@ def _customer_id(raw: str) -> str | None:
     return match.group(1) if match else value[:255]
 
 
-def _date(raw: str, column: str) -> datetime:
+def _date(raw: str, column: str, date_format: str = "iso") -> datetime:
     value = raw.strip()
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        for date_format in _DATE_FORMATS:
-            try:
-                moment = datetime.strptime(value, date_format)  # noqa: DTZ007 - UTC below
-                break
-            except ValueError:
-                continue
+        if date_format == "iso":
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        elif date_format in ("dmy", "mdy"):
+            match = _NUMERIC_DATE.match(value)
+            if match is None:
+                raise ValueError(value)
+            first, second, year, hour, minute, second_of_minute = match.groups()
+            day, month = (first, second) if date_format == "dmy" else (second, first)
+            moment = datetime(
+                int(year),
+                int(month),
+                int(day),
+                int(hour or 0),
+                int(minute or 0),
+                int(second_of_minute or 0),
+                tzinfo=UTC,
+            )
         else:
-            raise _RowError(column, f"{value[:40]!r} is not a date") from None
+            moment = datetime.strptime(value, date_format)  # noqa: DTZ007 - UTC below
+    except ValueError:
+        hint = (
+            "; give the date format (date_format dmy, mdy or a pattern)"
+            if date_format == "iso" and _NUMERIC_DATE.match(value)
+            else ""
+        )
+        expected = _DATE_FORMAT_NAMES.get(date_format, date_format)
+        raise _RowError(
+            column, f"{value[:40]!r} is not a date ({expected} expected){hint}"
+        ) from None
     # Times without an offset are read as UTC.
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _decimal(raw: str, column: str) -> Decimal:
+    text = raw.strip()
     try:
-        value = Decimal(raw.strip())
-    except InvalidOperation:
-        raise _RowError(column, f"{raw.strip()[:40]!r} is not a number") from None
-    if not value.is_finite() or value.adjusted() >= 14:
-        raise _RowError(column, f"{raw.strip()[:40]!r} is not a usable amount")
-    return value
+        return parse_money(text, column)
+    except InvalidMoney:
+        try:
+            Decimal(text)
+        except InvalidOperation:
+            raise _RowError(column, f"{text[:40]!r} is not a number") from None
+        raise _RowError(column, f"{text[:40]!r} is not a usable amount") from None
 
 
 class CsvOrderReader:
@@ -214,7 +293,7 @@ class CsvOrderReader:
         self._pending: dict[str, _PendingOrder] = {}
         self._finished: set[str] = set()
 
-    def batches(self, lines: Iterable[str]) -> Iterator[list[OrderInput]]:
+    def batches(self, lines: Iterable[str]) -> Iterator[ImportBatch]:
         reader = csv.DictReader(lines)
         header = reader.fieldnames or []
         absent = [column for name, column in self.settings.columns.items() if column not in header]
@@ -222,7 +301,7 @@ class CsvOrderReader:
             raise ValidationFailed(
                 f"the CSV has no column {', '.join(repr(c) for c in absent)}", field="map"
             )
-        ready: list[OrderInput] = []
+        ready = ImportBatch()
         for row in reader:
             self.progress.rows += 1
             line = reader.line_num
@@ -231,12 +310,12 @@ class CsvOrderReader:
             except _RowError as error:
                 self.progress.error(line, error.column, error.reason)
             if self.progress.rows % 1_000 == 0:
-                ready.extend(self._flush_older_than(line - ORDER_WINDOW_ROWS))
+                self._flush_older_than(line - ORDER_WINDOW_ROWS, ready)
             if len(ready) >= BATCH_ORDERS:
                 yield ready
-                ready = []
-        ready.extend(self._flush_older_than(None))
-        if ready:
+                ready = ImportBatch()
+        self._flush_older_than(None, ready)
+        if len(ready):
             yield ready
 
     def _cell(self, row: Mapping[str, str | None], name: str) -> str:
@@ -256,7 +335,9 @@ class CsvOrderReader:
                 f"order {order_id[:40]} was already imported from rows more than "
                 f"{ORDER_WINDOW_ROWS} lines earlier; keep an order's rows together",
             )
-        placed_at = _date(self._cell(row, "placed_at"), columns["placed_at"])
+        placed_at = _date(
+            self._cell(row, "placed_at"), columns["placed_at"], self.settings.date_format
+        )
         quantity_text = self._cell(row, "quantity")
         try:
             quantity = int(quantity_text)
@@ -272,8 +353,7 @@ class CsvOrderReader:
             raise _RowError(columns.get("currency", "currency"), "not a 3-letter currency")
         status = self._cell(row, "status").lower() or "paid"
         prefix = self.settings.cancellation_prefix
-        if prefix and order_id.startswith(prefix):
-            status = "cancelled"
+        is_cancellation = bool(prefix and order_id.startswith(prefix))
         if status not in ORDER_STATUSES:
             raise _RowError(
                 columns.get("status", "status"),
@@ -281,7 +361,9 @@ class CsvOrderReader:
             )
         pending = self._pending.get(order_id)
         if pending is None:
-            pending = _PendingOrder(order_id, placed_at, line, currency, status)
+            pending = _PendingOrder(
+                order_id, placed_at, line, currency, status, line, is_cancellation
+            )
             self._pending[order_id] = pending
         pending.placed_at = min(pending.placed_at, placed_at)
         pending.last_row = line
@@ -301,12 +383,35 @@ class CsvOrderReader:
             )
         )
 
-    def _flush_older_than(self, line: int | None) -> list[OrderInput]:
+    def _flush_older_than(self, line: int | None, batch: ImportBatch) -> None:
         done = [order for order in self._pending.values() if line is None or order.last_row < line]
         for order in done:
             del self._pending[order.external_id]
             self._finished.add(order.external_id)
-        return [self._order_input(order) for order in done]
+            if order.is_cancellation:
+                cancellation = self._cancellation(order)
+                if cancellation is not None:
+                    batch.cancellations.append(cancellation)
+            else:
+                batch.orders.append(self._order_input(order))
+
+    def _cancellation(self, order: _PendingOrder) -> Cancellation | None:
+        # Cancellation lines carry negative quantities: the amount returned is their negation.
+        amount = -sum((line.unit_price * line.quantity for line in order.lines), Decimal(0))
+        column = self.settings.columns["order_id"]
+        if amount <= 0:
+            self.progress.error(
+                order.first_row, column, f"cancellation {order.external_id[:40]} returns no money"
+            )
+            return None
+        return Cancellation(
+            external_id=order.external_id,
+            customer_id=order.customer_id,
+            amount=amount.quantize(MONEY_QUANTUM),
+            at=order.placed_at,
+            line=order.first_row,
+            column=column,
+        )
 
     def _order_input(self, order: _PendingOrder) -> OrderInput:
         subtotal = sum((line.unit_price * line.quantity for line in order.lines), Decimal(0))
@@ -336,16 +441,46 @@ def apply_batch(
     session: Session,
     cipher: WorkspaceCipher,
     workspace_id: uuid.UUID,
-    batch: list[OrderInput],
+    batch: ImportBatch,
     progress: ImportProgress,
 ) -> None:
-    for result in OrderWriter(session, cipher, workspace_id).apply(batch):
+    writer = OrderWriter(session, cipher, workspace_id)
+    for result in writer.apply(batch.orders) if batch.orders else []:
         if result.outcome == "created":
             progress.imported += 1
         elif result.outcome == "updated":
             progress.updated += 1
         else:
             progress.unchanged += 1
+    # After the batch's sales: a cancellation comes after the sale it cancels.
+    for cancellation in batch.cancellations:
+        if cancellation.customer_id is None:
+            progress.error(
+                cancellation.line,
+                cancellation.column,
+                f"cancellation {cancellation.external_id[:40]} has no customer: no sale to "
+                "charge it against",
+            )
+            continue
+        uncovered = writer.charge_cancellation(
+            cancellation.customer_id,
+            SOURCE,
+            RefundInput(
+                external_id=cancellation.external_id,
+                amount=cancellation.amount,
+                refunded_at=cancellation.at,
+                reason=CANCELLATION_REASON,
+            ),
+        )
+        if uncovered:
+            progress.error(
+                cancellation.line,
+                cancellation.column,
+                f"cancellation {cancellation.external_id[:40]} of {cancellation.amount} exceeds "
+                f"customer {cancellation.customer_id[:40]}'s imported sales by {uncovered}",
+            )
+        else:
+            progress.cancellations += 1
 
 
 def import_lines(

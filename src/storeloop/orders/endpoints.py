@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -15,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from storeloop.db import session_scope
 from storeloop.dependencies import CallerDep, KeyringDep, RuntimeDep, SessionDep
 from storeloop.kit.errors import ValidationFailed
+from storeloop.kit.http import read_limited_body
 from storeloop.orders import csv_import, service, webhooks
 from storeloop.orders.schemas import (
     ORDER_STATUSES,
@@ -28,20 +30,6 @@ from storeloop.runtime import Runtime
 router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
 webhooks_router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise webhooks.WebhookTooLarge(f"the body is larger than {limit} bytes")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise webhooks.WebhookTooLarge(f"the body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _handle(
@@ -58,8 +46,11 @@ def _handle(
             return outcome
         except InvalidPayload as error:
             session.rollback()
-            # The refusal is answered with a 4xx, but the payload is kept to fix and replay.
-            webhooks.quarantine(session, runtime.keyring, workspace_id, provider, error, body)
+            # The refusal is answered with a 4xx, but the payload is kept to fix and replay
+            # (once: the platform's retries of the same delivery find the open entry).
+            webhooks.quarantine(
+                session, runtime.keyring, workspace_id, provider, error, body, headers
+            )
             session.commit()
             raise
         except IntegrityError:
@@ -74,7 +65,7 @@ def _handle(
 async def _webhook(
     request: Request, runtime: Runtime, provider: str, workspace_ref: str
 ) -> Response:
-    body = await _body(request, webhooks.MAX_WEBHOOK_BYTES)
+    body = await read_limited_body(request, webhooks.MAX_WEBHOOK_BYTES)
     headers = {key.lower(): value for key, value in request.headers.items()}
     if provider == "woocommerce" and webhooks.is_woocommerce_ping(body, headers):
         return Response(orjson.dumps({"status": "ping"}), media_type="application/json")
@@ -130,11 +121,13 @@ async def import_orders(
     preset: str | None = Query(None, max_length=64),
     map: Annotated[list[str] | None, Query(max_length=100)] = None,
     currency: str | None = Query(None, min_length=3, max_length=3),
+    date_format: str | None = Query(None, max_length=64),
 ) -> ImportResult:
     """Import orders from a CSV body (one row per order line) with a preset or column=field
-    mappings; rows that cannot be read are reported, the rest imported. Idempotent."""
-    settings = csv_import.import_settings(preset, map or [], currency)
-    body = await _body(request, MAX_IMPORT_BYTES)
+    mappings; rows that cannot be read are reported, the rest imported. Idempotent.
+    ``date_format``: ``iso`` (the default), ``dmy``, ``mdy`` or a strptime pattern."""
+    settings = csv_import.import_settings(preset, map or [], currency, date_format)
+    body = await read_limited_body(request, MAX_IMPORT_BYTES)
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -146,7 +139,9 @@ async def import_orders(
                 session,
                 runtime.keyring.cipher(caller.workspace_id),
                 caller.workspace_id,
-                text.splitlines(keepends=True),
+                # Rows are split by the csv module only: str.splitlines would also split at
+                # U+2028 and other separators inside quoted cells.
+                io.StringIO(text, newline=""),
                 settings,
             )
 

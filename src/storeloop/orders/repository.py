@@ -1,4 +1,9 @@
-"""Every query of the orders domain, scoped to one workspace here and nowhere else."""
+"""Every query of the orders domain, scoped to one workspace here and nowhere else.
+
+Orders read to be written are locked (``SELECT ... FOR UPDATE`` on PostgreSQL, in id order so
+two writers cannot deadlock): concurrent deliveries of one order apply one after the other, the
+second seeing the first's refunds and updated_at. SQLite has one writer at a time anyway.
+"""
 
 from __future__ import annotations
 
@@ -9,35 +14,14 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from storeloop.kit.crypto import WorkspaceCipher, row_aad
 from storeloop.kit.pagination import older_than
 from storeloop.models import (
     Order,
     OrderLine,
     QuarantinedEvent,
     Refund,
-    StoreSettings,
     WebhookDelivery,
 )
-
-# The column of StoreSettings holding each platform's sealed signing secret, and its aad name
-# (the settings domain seals with the same associated data).
-_SECRET_COLUMNS = {
-    "shopify": (StoreSettings.shopify_secret_sealed, "shopify_secret"),
-    "woocommerce": (StoreSettings.woocommerce_secret_sealed, "woocommerce_secret"),
-}
-
-
-def sealed_webhook_secret(session: Session, workspace_id: uuid.UUID, provider: str) -> bytes | None:
-    column, _ = _SECRET_COLUMNS[provider]
-    return session.scalar(select(column).where(StoreSettings.workspace_id == workspace_id))
-
-
-def open_webhook_secret(
-    cipher: WorkspaceCipher, workspace_id: uuid.UUID, provider: str, sealed: bytes
-) -> bytes:
-    _, aad_column = _SECRET_COLUMNS[provider]
-    return cipher.open(sealed, row_aad("store_settings", workspace_id, aad_column))
 
 
 class OrderRepository:
@@ -46,22 +30,62 @@ class OrderRepository:
         self.workspace_id = workspace_id
 
     def by_external_id(self, external_id: str) -> Order | None:
+        """The order, locked for the rest of the transaction."""
+        return self.session.scalar(
+            select(Order)
+            .where(Order.workspace_id == self.workspace_id, Order.external_id == external_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+
+    def by_external_ids(self, external_ids: Collection[str]) -> dict[str, Order]:
+        """The orders found, locked for the rest of the transaction."""
+        if not external_ids:
+            return {}
+        rows = self.session.scalars(
+            select(Order)
+            .where(
+                Order.workspace_id == self.workspace_id,
+                Order.external_id.in_(sorted(external_ids)),
+            )
+            .order_by(Order.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return {row.external_id: row for row in rows}
+
+    def peek(self, external_id: str) -> Order | None:
+        """The order without a lock, to read (an update filling what it does not carry)."""
         return self.session.scalar(
             select(Order).where(
                 Order.workspace_id == self.workspace_id, Order.external_id == external_id
             )
         )
 
-    def by_external_ids(self, external_ids: Collection[str]) -> dict[str, Order]:
-        if not external_ids:
-            return {}
-        rows = self.session.scalars(
-            select(Order).where(
+    def customer_orders(self, customer_external_id: str, source: str) -> Sequence[Order]:
+        """A customer's orders from one source, locked, in id order (the lock order)."""
+        return self.session.scalars(
+            select(Order)
+            .where(
                 Order.workspace_id == self.workspace_id,
-                Order.external_id.in_(list(external_ids)),
+                Order.source == source,
+                Order.customer_external_id == customer_external_id,
             )
-        )
-        return {row.external_id: row for row in rows}
+            .order_by(Order.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).all()
+
+    def refunds_by_external_id(self, external_id: str, source: str) -> Sequence[Refund]:
+        """The refund rows of every order carrying one external refund id (a cancellation
+        charged against several invoices)."""
+        return self.session.scalars(
+            select(Refund).where(
+                Refund.workspace_id == self.workspace_id,
+                Refund.source == source,
+                Refund.external_id == external_id,
+            )
+        ).all()
 
     def get(self, order_id: uuid.UUID) -> Order | None:
         return self.session.scalar(
@@ -170,6 +194,16 @@ class OrderRepository:
     def add_delivery(self, delivery: WebhookDelivery) -> None:
         assert delivery.workspace_id == self.workspace_id
         self.session.add(delivery)
+
+    def open_quarantined(self, source: str, message_id: str) -> uuid.UUID | None:
+        return self.session.scalar(
+            select(QuarantinedEvent.id).where(
+                QuarantinedEvent.workspace_id == self.workspace_id,
+                QuarantinedEvent.source == source,
+                QuarantinedEvent.message_id == message_id,
+                QuarantinedEvent.status == "open",
+            )
+        )
 
     def add_quarantined(self, item: QuarantinedEvent) -> None:
         assert item.workspace_id == self.workspace_id

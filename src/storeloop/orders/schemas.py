@@ -11,13 +11,18 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from storeloop.kit.errors import ValidationFailed
+from storeloop.kit.money import InvalidMoney, parse_money
 
-MONEY_QUANTUM = Decimal("0.0001")
 # The sources an order can come from, weakest first: a stronger source's money fields are never
 # overwritten by a weaker one (the shop platform is the book of record; events are the browser's
 # view of it; a CSV import is a one-off copy of the platform's data).
 SOURCE_RANK: dict[str, int] = {"event": 0, "csv": 1, "shopify": 2, "woocommerce": 2}
 ORDER_STATUSES = ("pending", "paid", "cancelled", "refunded", "partially_refunded")
+# Why money went back, as a short code: free-text refund notes (which carry names, addresses and
+# complaints) are never stored. Anything else a source sends is stored as no reason.
+REFUND_REASONS = frozenset(
+    {"cancellation", "return", "damaged", "not_received", "duplicate", "fraud", "customer", "other"}
+)
 # Keys of ``Order.marketing``; nothing else is stored there (no personal data).
 MARKETING_KEYS = (
     "utm_source",
@@ -114,22 +119,33 @@ class OrderInput:
     profile_id: uuid.UUID | None = None
 
 
+def net_revenue(total: Decimal, refunded_total: Decimal, status: str) -> Decimal:
+    """What an order earned: nothing when cancelled (cancelled, voided, failed payment), else
+    its total less its refunds, never below 0. Attribution credits this amount."""
+    if status == "cancelled":
+        return Decimal(0)
+    return max(total - refunded_total, Decimal(0))
+
+
+def refund_reason(raw: Any) -> str | None:
+    """One of ``REFUND_REASONS``, or None (free text is dropped, see REFUND_REASONS)."""
+    if not isinstance(raw, str):
+        return None
+    code = raw.strip().lower().replace(" ", "_").replace("-", "_")
+    return code if code in REFUND_REASONS else None
+
+
 def money(raw: Any, path: str, *, required: bool = True) -> Decimal:
-    """A money amount from a JSON string or number (never via binary float arithmetic)."""
+    """A money amount from a JSON string or number (never via binary float arithmetic), as
+    ``storeloop.kit.money.parse_money`` reads it; absent and not required is 0."""
     if raw is None or raw == "":
         if required:
             raise InvalidPayload(f"{path} is required", field=path, reason="missing_field")
         return Decimal(0)
-    if isinstance(raw, bool):
-        raise InvalidPayload(f"{path} must be an amount", field=path, reason="invalid_amount")
     try:
-        # str() of a float is its shortest round-trip form: 89.99 stays "89.99".
-        value = Decimal(str(raw).strip()) if isinstance(raw, int | float | str) else None
-    except ArithmeticError:
-        value = None
-    if value is None or not value.is_finite() or value.adjusted() >= 14:
-        raise InvalidPayload(f"{path} must be an amount", field=path, reason="invalid_amount")
-    return value.quantize(MONEY_QUANTUM)
+        return parse_money(raw, path)
+    except InvalidMoney as error:
+        raise InvalidPayload(error.message, field=path, reason="invalid_amount") from None
 
 
 def string_id(raw: Any, path: str, *, required: bool = True) -> str | None:
@@ -213,5 +229,7 @@ class ImportResult(BaseModel):
     imported: int
     updated: int
     unchanged: int
+    # Cancellation invoices (UCI "C") recorded as refunds of the customer's sales.
+    cancellations: int
     rows: int
     errors: list[ImportRowError]

@@ -9,12 +9,10 @@ Flushes, never commits.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -26,18 +24,15 @@ from storeloop.identity.normalize import normalize_email
 from storeloop.identity.schemas import Observation
 from storeloop.identity.service import resolve
 from storeloop.kit.crypto import WorkspaceCipher, row_aad
-from storeloop.kit.errors import NotFound, ValidationFailed
+from storeloop.kit.errors import NotFound
 from storeloop.kit.ids import new_id
+from storeloop.kit.money import MONEY_QUANTUM
+from storeloop.kit.pagination import check_limit, decode_cursor, encode_cursor
 from storeloop.kit.timeutil import as_utc, utcnow
 from storeloop.models import Order, OrderLine, QuarantinedEvent, Refund, WebhookDelivery
-from storeloop.orders.repository import (
-    OrderRepository,
-    open_webhook_secret,
-    sealed_webhook_secret,
-)
+from storeloop.orders.repository import OrderRepository
 from storeloop.orders.schemas import (
     MARKETING_KEYS,
-    MONEY_QUANTUM,
     SOURCE_RANK,
     ApplyOutcome,
     CustomerInput,
@@ -49,11 +44,10 @@ from storeloop.orders.schemas import (
     OrderSummary,
     RefundInput,
     RefundOut,
+    refund_reason,
 )
+from storeloop.orders.urls import marketing_url
 from storeloop.workspaces.repository import WorkspaceRepository
-
-MAX_PAGE_SIZE = 200
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +114,11 @@ def _final_status(status: str, total: Decimal, refunded_total: Decimal) -> str:
     return "refunded" if refunded_total >= total else "partially_refunded"
 
 
+def _base_status(status: str) -> str:
+    """The status before refunds: what refunds are counted on top of."""
+    return status if status in ("pending", "paid", "cancelled") else "paid"
+
+
 def _line_rows(
     workspace_id: uuid.UUID, order_id: uuid.UUID, lines: Sequence[OrderLineInput]
 ) -> list[OrderLine]:
@@ -158,6 +157,9 @@ def _marketing(order_input: OrderInput) -> dict[str, Any]:
         values.setdefault("referrer", order_input.referrer)
     if order_input.anonymous_id:
         values.setdefault("anonymous_id", order_input.anonymous_id)
+    for key in ("landing_page", "referrer"):
+        if isinstance(values.get(key), str):
+            values[key] = marketing_url(values[key])
     return {key: values[key] for key in MARKETING_KEYS if values.get(key) not in (None, "", {})}
 
 
@@ -279,8 +281,8 @@ class OrderWriter:
             refunded_total=Decimal(0),
             status=order_input.status,
             discount_codes=list(order_input.discount_codes),
-            landing_page=order_input.landing_page,
-            referrer=order_input.referrer,
+            landing_page=marketing_url(order_input.landing_page),
+            referrer=marketing_url(order_input.referrer),
             marketing=_marketing(order_input),
             placed_at=order_input.placed_at,
             source_updated_at=order_input.source_updated_at,
@@ -314,8 +316,6 @@ class OrderWriter:
             "source": order_input.source,
             "source_channel": order_input.source_channel or order.source_channel,
             "anonymous_id": order_input.anonymous_id or order.anonymous_id,
-            "customer_external_id": customer.external_id if customer else None,
-            "customer_email_index": _email_index(self.cipher, customer),
             "currency": order_input.currency,
             "subtotal": order_input.subtotal,
             "discount_total": order_input.discount_total,
@@ -323,12 +323,20 @@ class OrderWriter:
             "tax": order_input.tax,
             "total": order_input.total,
             "discount_codes": list(order_input.discount_codes),
-            "landing_page": order_input.landing_page or order.landing_page,
-            "referrer": order_input.referrer or order.referrer,
+            "landing_page": marketing_url(order_input.landing_page) or order.landing_page,
+            "referrer": marketing_url(order_input.referrer) or order.referrer,
             "marketing": marketing,
-            "placed_at": order_input.placed_at,
+            # When the order was placed does not change with an update; only a stronger source
+            # taking the order over (the shop platform, the book of record) corrects it.
+            "placed_at": order_input.placed_at
+            if incoming_rank > stored_rank
+            else as_utc(order.placed_at),
             "source_updated_at": order_input.source_updated_at,
         }
+        if customer is not None:
+            # An update without a customer (an event) leaves the stored buyer alone.
+            values["customer_external_id"] = customer.external_id
+            values["customer_email_index"] = _email_index(self.cipher, customer)
         if profile_id is not None:
             values["profile_id"] = profile_id
         attribution_fields = {
@@ -351,7 +359,7 @@ class OrderWriter:
                 changed = True
                 stale = stale or key in attribution_fields
         customer_document = customer.sealed_document() if customer else {}
-        if customer_document != _open_customer(self.cipher, order):
+        if customer is not None and customer_document != _open_customer(self.cipher, order):
             order.customer_sealed = (
                 self.cipher.seal(orjson.dumps(customer_document), _customer_aad(order.id))
                 if customer_document
@@ -379,9 +387,14 @@ class OrderWriter:
     ) -> ApplyOutcome:
         """A weaker source (an event about a platform order) may only fill what is missing."""
         changed = False
-        for key in ("landing_page", "referrer", "anonymous_id"):
-            if getattr(order, key) is None and getattr(order_input, key):
-                setattr(order, key, getattr(order_input, key))
+        filled = {
+            "landing_page": marketing_url(order_input.landing_page),
+            "referrer": marketing_url(order_input.referrer),
+            "anonymous_id": order_input.anonymous_id,
+        }
+        for key, value in filled.items():
+            if getattr(order, key) is None and value:
+                setattr(order, key, value)
                 changed = True
         if order.profile_id is None and profile_id is not None:
             order.profile_id = profile_id
@@ -422,7 +435,7 @@ class OrderWriter:
                     external_id=refund_input.external_id,
                     amount=amount,
                     refunded_at=refund_input.refunded_at,
-                    reason=refund_input.reason[:500] if refund_input.reason else None,
+                    reason=refund_reason(refund_input.reason),
                     source=source,
                     created_at=utcnow(),
                 )
@@ -451,7 +464,7 @@ class OrderWriter:
         order = self.repository.by_external_id(external_id)
         if order is None or SOURCE_RANK.get(order.source, 0) > SOURCE_RANK.get(source, 0):
             return False
-        base = order.status if order.status in ("pending", "paid", "cancelled") else "paid"
+        base = _base_status(order.status)
         stored = {refund.external_id: refund for refund in self.repository.refunds(order.id)}
         refunds_changed, status_changed = self._upsert_refunds(order, refunds, source, stored, base)
         if refunds_changed or status_changed:
@@ -477,8 +490,22 @@ class OrderWriter:
         return True
 
     def quarantine(
-        self, *, source: str, reason: str, field: str | None, detail: str, raw: bytes
+        self,
+        *,
+        source: str,
+        reason: str,
+        field: str | None,
+        detail: str,
+        raw: bytes,
+        message_id: str | None = None,
     ) -> uuid.UUID:
+        """Set a payload aside with the reason. ``message_id`` (a webhook's delivery id, an
+        event's message id) keeps retries of the same payload to one open entry."""
+        if message_id is not None:
+            message_id = message_id[:255]
+            existing = self.repository.open_quarantined(source, message_id)
+            if existing is not None:
+                return existing
         item_id = new_id()
         self.repository.add_quarantined(
             QuarantinedEvent(
@@ -487,7 +514,7 @@ class OrderWriter:
                 source=source,
                 received_at=utcnow(),
                 batch_index=None,
-                message_id=None,
+                message_id=message_id,
                 reason=reason[:48],
                 field=field[:255] if field else None,
                 detail=detail[:1000],
@@ -497,6 +524,80 @@ class OrderWriter:
         )
         self.session.flush()
         return item_id
+
+    def charge_cancellation(
+        self, customer_external_id: str, source: str, refund: RefundInput
+    ) -> Decimal:
+        """A cancellation that does not name the order it cancels (a UCI ``C`` invoice),
+        recorded as refunds of the customer's own orders of ``source`` placed at or before it:
+        the latest first, then earlier ones, each up to what it has left (a later sale is not
+        what it cancels, and charging one would make the result depend on the import order).
+        All or nothing: when the customer's orders cannot cover the amount nothing is written
+        and the uncovered amount is returned (0 when recorded). Idempotent on the refund id."""
+        amount = refund.amount.quantize(MONEY_QUANTUM)
+        orders = self.repository.customer_orders(customer_external_id, source)
+        stored = self.repository.refunds_by_external_id(refund.external_id, source)
+        if stored and sum((Decimal(row.amount) for row in stored), Decimal(0)) == amount:
+            return Decimal(0)
+        by_id = {order.id: order for order in orders}
+        for row in stored:
+            if row.order_id not in by_id:
+                # Charged to an order whose customer changed since: recounted below.
+                other = self.repository.get(row.order_id)
+                assert other is not None
+                by_id[other.id] = other
+        refunds = self.repository.refunds_of(list(by_id))
+        for row in stored:
+            # A different amount than recorded (a corrected file): charge it again.
+            refunds[row.order_id] = [r for r in refunds[row.order_id] if r.id != row.id]
+            self.session.delete(row)
+        if stored:
+            self.session.flush()
+        at = as_utc(refund.refunded_at)
+        before = sorted(
+            (o for o in orders if as_utc(o.placed_at) <= at), key=lambda o: as_utc(o.placed_at)
+        )
+        plan: list[tuple[Order, Decimal]] = []
+        left = amount
+        for order in reversed(before):
+            if left <= 0:
+                break
+            if order.status == "cancelled":
+                continue
+            room = Decimal(order.total) - sum(
+                (Decimal(r.amount) for r in refunds[order.id]), Decimal(0)
+            )
+            if room > 0:
+                plan.append((order, min(room, left)))
+                left -= min(room, left)
+        if left > 0:
+            for row in stored:
+                self._recount(by_id[row.order_id], refunds[row.order_id])
+            return left
+        for order, share in plan:
+            existing = {r.external_id: r for r in refunds[order.id]}
+            self._upsert_refunds(
+                order,
+                [RefundInput(refund.external_id, share, refund.refunded_at, refund.reason)],
+                source,
+                existing,
+                _base_status(order.status),
+            )
+            refunds[order.id] = list(existing.values())
+            order.attribution_stale = True
+            order.updated_at = utcnow()
+        for row in stored:
+            if row.order_id not in {order.id for order, _ in plan}:
+                self._recount(by_id[row.order_id], refunds[row.order_id])
+        self.session.flush()
+        return Decimal(0)
+
+    def _recount(self, order: Order, refunds: Sequence[Refund]) -> None:
+        self._upsert_refunds(
+            order, [], order.source, {r.external_id: r for r in refunds}, _base_status(order.status)
+        )
+        order.attribution_stale = True
+        order.updated_at = utcnow()
 
     def delivery_seen(self, provider: str, delivery_id: str) -> bool:
         return self.repository.delivery_seen(provider, delivery_id)
@@ -521,33 +622,7 @@ def apply_order(
     return OrderWriter(session, cipher, workspace_id).apply([order_input])[0]
 
 
-def webhook_secret(
-    session: Session, cipher: WorkspaceCipher, workspace_id: uuid.UUID, provider: str
-) -> bytes | None:
-    """The shop platform's signing secret of a workspace, or None when none is configured."""
-    sealed = sealed_webhook_secret(session, workspace_id, provider)
-    if sealed is None:
-        return None
-    return open_webhook_secret(cipher, workspace_id, provider, sealed)
-
-
 # -- reads -----------------------------------------------------------------------------------
-
-
-def _encode_cursor(moment: datetime, row_id: uuid.UUID) -> str:
-    micros = (as_utc(moment) - _EPOCH) // timedelta(microseconds=1)
-    return base64.urlsafe_b64encode(orjson.dumps([micros, str(row_id)])).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    if cursor is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        micros, row_id = orjson.loads(raw)
-        return _EPOCH + timedelta(microseconds=int(micros)), uuid.UUID(row_id)
-    except (OverflowError, ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
-        raise ValidationFailed("not a valid cursor", field="cursor") from None
 
 
 def _summary_fields(order: Order) -> dict[str, Any]:
@@ -584,11 +659,10 @@ def list_orders(
     placed_to: datetime | None = None,
     profile_id: uuid.UUID | None = None,
 ) -> OrderPage:
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValidationFailed(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
+    check_limit(limit)
     rows = OrderRepository(session, workspace_id).page(
         limit=limit + 1,
-        cursor=_decode_cursor(cursor),
+        cursor=decode_cursor(cursor),
         status=status,
         source=source,
         placed_from=as_utc(placed_from) if placed_from else None,
@@ -597,7 +671,7 @@ def list_orders(
     )
     items = [OrderSummary(**_summary_fields(row)) for row in rows[:limit]]
     next_cursor = (
-        _encode_cursor(rows[limit - 1].placed_at, rows[limit - 1].id) if len(rows) > limit else None
+        encode_cursor(rows[limit - 1].placed_at, rows[limit - 1].id) if len(rows) > limit else None
     )
     return OrderPage(items=items, next_cursor=next_cursor)
 

@@ -1,9 +1,11 @@
 """Orders derived from e-commerce spec events (a derivation handler, see storeloop.derivation).
 
-Order Completed / Order Updated upsert the order; Order Cancelled cancels it; Order Refunded
-adds a refund keyed by the event's message id (so a re-run adds nothing). Checkout Started is
-not an order. Events never overwrite a shop platform's order, they may only fill its missing
-marketing fields. Idempotent: the runner may hand the same events over again.
+Order Completed / Order Updated upsert the order (an update changes only what it carries);
+Order Cancelled cancels it; Order Refunded adds a refund keyed by the event's message id (so a
+re-run adds nothing). Checkout Started is not an order. Events never overwrite a shop platform's
+order, they may only fill its missing marketing fields. An event that cannot be read as an order
+(a bad quantity, no currency) is set aside in the quarantine with the reason, once, and not
+retried. Idempotent: the runner may hand the same events over again.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from sqlalchemy.orm import Session
 
 from storeloop.derivation import StoredEvent
-from storeloop.integrations.common import query_marketing
+from storeloop.integrations.common import quantity, query_marketing
 from storeloop.kit.crypto import WorkspaceCipher
+from storeloop.kit.money import MONEY_QUANTUM
+from storeloop.models import Order
 from storeloop.orders.schemas import (
-    MONEY_QUANTUM,
     InvalidPayload,
     OrderInput,
     OrderLineInput,
@@ -33,6 +37,8 @@ from storeloop.orders.service import OrderWriter
 logger = logging.getLogger(__name__)
 
 SOURCE = "event"
+# The quarantine's source for events that could not be derived into orders.
+QUARANTINE_SOURCE = "order_event"
 UPSERT_EVENTS = frozenset({"Order Completed", "Order Updated"})
 MONEY_PROPERTIES = ("total", "revenue", "subtotal")
 
@@ -48,6 +54,17 @@ def _amount(properties: dict[str, Any], key: str) -> Decimal | None:
     return money(properties[key], f"properties.{key}")
 
 
+def _quantity(raw: Any, path: str) -> int:
+    """A whole number >= 0 (1 when absent). Ingestion lets 2.0 and "2" through: read as 2."""
+    if raw is None:
+        return 1
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    elif isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit():
+        raw = int(raw.strip())
+    return quantity(raw, path)
+
+
 def _lines(properties: dict[str, Any]) -> tuple[OrderLineInput, ...]:
     products = properties.get("products")
     lines = []
@@ -55,8 +72,7 @@ def _lines(properties: dict[str, Any]) -> tuple[OrderLineInput, ...]:
         if not isinstance(product, dict):
             continue
         path = f"properties.products[{index}]"
-        raw_quantity = product.get("quantity", 1)
-        quantity = int(Decimal(str(raw_quantity))) if raw_quantity is not None else 1
+        count = _quantity(product.get("quantity"), f"{path}.quantity")
         lines.append(
             OrderLineInput(
                 sku=string_id(product.get("sku"), f"{path}.sku", required=False),
@@ -64,7 +80,7 @@ def _lines(properties: dict[str, Any]) -> tuple[OrderLineInput, ...]:
                     product.get("product_id"), f"{path}.product_id", required=False
                 ),
                 name=product.get("name") if isinstance(product.get("name"), str) else None,
-                quantity=quantity,
+                quantity=count,
                 unit_price=money(product.get("price"), f"{path}.price", required=False),
             )
         )
@@ -98,31 +114,79 @@ def _marketing(event: StoredEvent) -> tuple[dict[str, Any], str | None, str | No
     return marketing, landing or None, referrer or None
 
 
-def order_from_event(event: StoredEvent, status: str) -> OrderInput:
+def _currency(properties: dict[str, Any], stored: Order | None) -> str:
+    raw = properties.get("currency")
+    if raw is None and stored is not None:
+        return stored.currency
+    if isinstance(raw, str) and len(raw) == 3 and raw.isascii() and raw.isalpha():
+        return raw.upper()
+    # No workspace currency to fall back on, and guessing one would mix currencies in reports.
+    raise InvalidPayload(
+        "properties.currency (a 3-letter ISO 4217 code) is required",
+        field="properties.currency",
+        reason="invalid_currency" if raw is not None else "missing_currency",
+    )
+
+
+def _stored_lines(writer: OrderWriter, order: Order) -> tuple[OrderLineInput, ...]:
+    return tuple(
+        OrderLineInput(
+            sku=line.sku,
+            product_id=line.product_id,
+            name=line.name,
+            quantity=line.quantity,
+            unit_price=Decimal(line.unit_price),
+            discount=Decimal(line.discount),
+        )
+        for line in writer.repository.lines(order.id)
+    )
+
+
+def order_from_event(
+    event: StoredEvent, status: str, stored: Order | None = None, writer: OrderWriter | None = None
+) -> OrderInput:
+    """The order an event describes. With ``stored`` (the order an ``Order Updated`` event
+    updates), what the event does not carry is taken from the stored order, not reset."""
     properties = _properties(event)
     order_id = string_id(properties.get("order_id"), "properties.order_id")
     assert order_id is not None
-    lines = _lines(properties)
+
+    def stored_amount(key: str, column: str) -> Decimal | None:
+        amount = _amount(properties, key)
+        if amount is None and stored is not None:
+            return Decimal(getattr(stored, column))
+        return amount
+
+    if "products" not in properties and stored is not None and writer is not None:
+        lines = _stored_lines(writer, stored)
+    else:
+        lines = _lines(properties)
     revenue = _amount(properties, "revenue")
-    shipping = _amount(properties, "shipping") or Decimal(0)
-    tax = _amount(properties, "tax") or Decimal(0)
-    discount = _amount(properties, "discount") or Decimal(0)
-    subtotal = _amount(properties, "subtotal")
+    shipping = stored_amount("shipping", "shipping") or Decimal(0)
+    tax = stored_amount("tax", "tax") or Decimal(0)
+    discount = stored_amount("discount", "discount_total") or Decimal(0)
+    subtotal = stored_amount("subtotal", "subtotal")
     if subtotal is None:
         subtotal = sum((line.unit_price * line.quantity for line in lines), Decimal(0))
     total = _amount(properties, "total")
     if total is None:
         # Segment: revenue excludes shipping and tax; total includes them.
         total = (revenue if revenue is not None else subtotal - discount) + shipping + tax
-    currency = properties.get("currency")
+    currency = _currency(properties, stored)
     coupon = properties.get("coupon")
+    if isinstance(coupon, str) and coupon:
+        codes: tuple[str, ...] = (coupon[:255],)
+    elif "coupon" not in properties and stored is not None:
+        codes = tuple(stored.discount_codes)
+    else:
+        codes = ()
     marketing, landing, referrer = _marketing(event)
     return OrderInput(
         external_id=order_id,
         source=SOURCE,
         source_updated_at=event.timestamp,
-        placed_at=event.timestamp,
-        currency=currency.upper() if isinstance(currency, str) and len(currency) == 3 else "USD",
+        placed_at=stored.placed_at if stored is not None else event.timestamp,
+        currency=currency,
         subtotal=subtotal.quantize(MONEY_QUANTUM),
         discount_total=discount,
         shipping=shipping,
@@ -130,7 +194,7 @@ def order_from_event(event: StoredEvent, status: str) -> OrderInput:
         total=total.quantize(MONEY_QUANTUM),
         status=status,
         lines=lines,
-        discount_codes=(coupon,) if isinstance(coupon, str) and coupon else (),
+        discount_codes=codes,
         landing_page=landing,
         referrer=referrer,
         marketing=marketing,
@@ -158,6 +222,12 @@ def _refund(event: StoredEvent, writer: OrderWriter, order_id: str) -> None:
         order = writer.repository.by_external_id(order_id)
         if order is None:
             return
+        if any(
+            refund.external_id == event.message_id for refund in writer.repository.refunds(order.id)
+        ):
+            # This event, handed over again: its refund already counts in refunded_total, so
+            # "what is left" is no longer its amount. Keep the stored one.
+            return
         amount = max(Decimal(order.total) - Decimal(order.refunded_total), Decimal(0))
     refund = RefundInput(
         external_id=event.message_id,
@@ -180,11 +250,16 @@ def derive_orders(
             continue
         try:
             if event.event in UPSERT_EVENTS:
-                if event.event == "Order Updated" and not _has_money(_properties(event)):
-                    # An update naming no amounts and no products says nothing to store; read
-                    # as an order it would zero the stored total.
-                    continue
-                writer.apply([order_from_event(event, "paid")])
+                stored = None
+                if event.event == "Order Updated":
+                    if not _has_money(_properties(event)):
+                        # An update naming no amounts and no products says nothing to store;
+                        # read as an order it would zero the stored total.
+                        continue
+                    order_id = string_id(_properties(event).get("order_id"), "properties.order_id")
+                    assert order_id is not None
+                    stored = writer.repository.peek(order_id)
+                writer.apply([order_from_event(event, "paid", stored, writer)])
                 continue
             order_id = string_id(_properties(event).get("order_id"), "properties.order_id")
             assert order_id is not None
@@ -198,7 +273,16 @@ def derive_orders(
             elif event.event == "Order Refunded":
                 _refund(event, writer, order_id)
         except InvalidPayload as error:
-            # Validated at ingestion, so this is rare (an amount out of range): skip the event.
+            # Retrying cannot help: set the event aside with the reason (once per message id),
+            # so it can be fixed and replayed, and go on with the others.
             logger.warning(
                 "event %s not derived into an order: %s (%s)", event.id, error.reason, error.field
+            )
+            writer.quarantine(
+                source=QUARANTINE_SOURCE,
+                reason=error.reason,
+                field=error.field,
+                detail=error.message,
+                raw=orjson.dumps(event.document),
+                message_id=event.message_id,
             )

@@ -14,17 +14,17 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
+from storeloop.influencers.service import WebhookProvider, webhook_secret
 from storeloop.integrations import shopify, woocommerce
 from storeloop.integrations.common import signature_matches
 from storeloop.kit.crypto import DecryptionError
-from storeloop.kit.errors import Conflict, StoreloopError, Unauthorized
-from storeloop.orders.repository import open_webhook_secret, sealed_webhook_secret
+from storeloop.kit.errors import Conflict, NotFound, Unauthorized
 from storeloop.orders.schemas import InvalidPayload
 from storeloop.orders.service import OrderWriter
 from storeloop.workspaces.keyring import Keyring
 
 MAX_WEBHOOK_BYTES = 5 * 1024 * 1024
-PROVIDERS = ("shopify", "woocommerce")
+PROVIDERS: tuple[WebhookProvider, ...] = ("shopify", "woocommerce")
 SIGNATURE_HEADERS = {"shopify": "x-shopify-hmac-sha256", "woocommerce": "x-wc-webhook-signature"}
 TOPIC_HEADERS = {"shopify": "x-shopify-topic", "woocommerce": "x-wc-webhook-topic"}
 DELIVERY_HEADERS = {"shopify": "x-shopify-webhook-id", "woocommerce": "x-wc-webhook-delivery-id"}
@@ -36,11 +36,6 @@ class InvalidSignature(Unauthorized):
 
 class ConcurrentDelivery(Conflict):
     code = "concurrent_delivery"
-
-
-class WebhookTooLarge(StoreloopError):
-    status_code = 413
-    code = "payload_too_large"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,15 +71,15 @@ def verify(
 ) -> None:
     """Raise InvalidSignature unless the body is signed with the workspace's secret. An unknown
     workspace, one without a secret and a wrong signature all look the same to the caller."""
-    sealed = sealed_webhook_secret(session, workspace_id, provider)
     header = headers.get(SIGNATURE_HEADERS[provider])
-    if sealed is None or not header:
+    if provider not in PROVIDERS or not header:
         raise InvalidSignature("the webhook signature is missing or wrong")
     try:
-        secret = open_webhook_secret(keyring.cipher(workspace_id), workspace_id, provider, sealed)
-    except DecryptionError:
+        secret = webhook_secret(session, keyring.cipher(workspace_id), workspace_id, provider)
+    except (NotFound, DecryptionError):
+        # An unknown workspace (NotFound from the keyring) looks like a wrong signature.
         raise InvalidSignature("the webhook signature is missing or wrong") from None
-    if not signature_matches(secret, body, header):
+    if secret is None or not signature_matches(secret, body, header):
         raise InvalidSignature("the webhook signature is missing or wrong")
 
 
@@ -158,7 +153,14 @@ def quarantine(
     provider: str,
     error: InvalidPayload,
     body: bytes,
+    headers: Mapping[str, str],
 ) -> None:
+    """Keep a refused payload, one open entry per (provider, delivery id)."""
     OrderWriter(session, keyring.cipher(workspace_id), workspace_id).quarantine(
-        source=provider, reason=error.reason, field=error.field, detail=error.message, raw=body
+        source=provider,
+        reason=error.reason,
+        field=error.field,
+        detail=error.message,
+        raw=body,
+        message_id=headers.get(DELIVERY_HEADERS[provider]) or None,
     )

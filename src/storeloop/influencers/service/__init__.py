@@ -1,7 +1,8 @@
 """Influencers, campaigns, tracked links, discount codes, social posts and the store settings.
 
 Other domains read the settings through ``get_store_settings`` and ``webhook_secret``; tracked
-link destinations are checked with ``destination_allowed`` (the redirect checks it again).
+link destinations are checked with ``storeloop.kit.urls.destination_allowed``, the rule the
+redirect applies again.
 """
 
 from storeloop.influencers.service.campaigns import (
@@ -19,7 +20,6 @@ from storeloop.influencers.service.codes import (
 )
 from storeloop.influencers.service.common import (
     MAX_IMPORT_BYTES,
-    MAX_PAGE_SIZE,
     CodeTaken,
     DestinationNotAllowed,
     InfluencerNotInCampaign,
@@ -27,7 +27,6 @@ from storeloop.influencers.service.common import (
     InvalidCsv,
     InvalidDomain,
     OwnerRequired,
-    PayloadTooLarge,
     PostExists,
     UnknownReference,
     UnsupportedMediaType,
@@ -59,13 +58,13 @@ from storeloop.influencers.service.posts import (
 )
 from storeloop.influencers.service.settings import (
     WebhookProvider,
-    destination_allowed,
     get_store_settings,
-    normalize_domain,
     settings_out,
     update_store_settings,
     webhook_secret,
 )
+from storeloop.kit.errors import PayloadTooLarge
+from storeloop.kit.pagination import MAX_PAGE_SIZE
 
 __all__ = [
     "MAX_IMPORT_BYTES",
@@ -89,7 +88,6 @@ __all__ = [
     "create_link",
     "create_post",
     "decode_csv",
-    "destination_allowed",
     "discount_code_key",
     "generate_code",
     "get_campaign",
@@ -104,7 +102,6 @@ __all__ = [
     "list_influencers",
     "list_links",
     "list_posts",
-    "normalize_domain",
     "resolve_campaign",
     "resolve_influencer",
     "settings_out",

@@ -26,15 +26,22 @@ from storeloop.influencers.service.common import (
 )
 from storeloop.kit.errors import ValidationFailed
 from storeloop.kit.ids import new_id
+from storeloop.kit.money import MONEY_QUANTUM
 from storeloop.kit.timeutil import as_utc, utcnow
 from storeloop.models import Campaign, Influencer
 
 
+def _money(value: Decimal) -> Decimal:
+    """One spelling of an amount, just written or read back from either database: the four
+    decimal places of every amount in the API (1750.5 becomes 1750.5000)."""
+    return Decimal(value).quantize(MONEY_QUANTUM)
+
+
 def _campaign_out(campaign: Campaign, influencer_ids: list[uuid.UUID]) -> CampaignOut:
     fee, seeding, boost = (
-        Decimal(campaign.fee),
-        Decimal(campaign.seeding_cost),
-        Decimal(campaign.paid_boost_cost),
+        _money(campaign.fee),
+        _money(campaign.seeding_cost),
+        _money(campaign.paid_boost_cost),
     )
     return CampaignOut(
         id=campaign.id,
@@ -47,7 +54,7 @@ def _campaign_out(campaign: Campaign, influencer_ids: list[uuid.UUID]) -> Campai
         fee=fee,
         seeding_cost=seeding,
         paid_boost_cost=boost,
-        total_cost=fee + seeding + boost,
+        total_cost=_money(fee + seeding + boost),
         utm_source=campaign.utm_source,
         utm_medium=campaign.utm_medium,
         utm_campaign=campaign.utm_campaign,

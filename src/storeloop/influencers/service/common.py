@@ -1,22 +1,19 @@
-"""Errors, pagination cursors, PATCH handling and checks shared by the influencer services."""
+"""Errors, paging, PATCH handling and checks shared by the influencer services."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import uuid
 from collections.abc import Collection
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
-import orjson
 from pydantic import BaseModel
 
 from storeloop.attribution.channels import CHANNELS
 from storeloop.influencers.repository import MarketingRepository
 from storeloop.kit.errors import Conflict, NotFound, StoreloopError, ValidationFailed
+from storeloop.kit.pagination import check_limit, decode_cursor, encode_cursor
 from storeloop.kit.timeutil import as_utc
 from storeloop.models import (
     Campaign,
@@ -26,10 +23,8 @@ from storeloop.models import (
     Post,
 )
 
-MAX_PAGE_SIZE = 200
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 PLATFORM = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -71,38 +66,12 @@ class InvalidCsv(ValidationFailed):
     code = "invalid_csv"
 
 
-class PayloadTooLarge(StoreloopError):
-    status_code = 413
-    code = "payload_too_large"
-
-
 class UnsupportedMediaType(StoreloopError):
     status_code = 415
     code = "unsupported_media_type"
 
 
 # -- shared helpers ---------------------------------------------------------------------------
-
-
-def _encode_cursor(moment: datetime, row_id: uuid.UUID) -> str:
-    micros = (as_utc(moment) - _EPOCH) // timedelta(microseconds=1)
-    return base64.urlsafe_b64encode(orjson.dumps([micros, str(row_id)])).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    if cursor is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        micros, row_id = orjson.loads(raw)
-        return _EPOCH + timedelta(microseconds=int(micros)), uuid.UUID(row_id)
-    except (OverflowError, ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
-        raise ValidationFailed("not a valid cursor", field="cursor") from None
-
-
-def _check_limit(limit: int) -> None:
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValidationFailed(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
 
 
 Row = TypeVar("Row", Influencer, Campaign, Link, DiscountCode, Post)
@@ -115,11 +84,11 @@ def page_of(
     limit: int,
     cursor: str | None,
 ) -> tuple[list[Row], str | None]:
-    _check_limit(limit)
-    rows = repository.page(model, filters=filters, limit=limit + 1, after=_decode_cursor(cursor))
+    check_limit(limit)
+    rows = repository.page(model, filters=filters, limit=limit + 1, after=decode_cursor(cursor))
     items = list(rows[:limit])
     next_cursor = (
-        _encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit and items else None
+        encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit and items else None
     )
     return items, next_cursor
 
@@ -173,25 +142,6 @@ def check_references(
 def aware(value: datetime | None) -> datetime | None:
     """Times without an offset are taken as UTC."""
     return as_utc(value) if value is not None else None
-
-
-def web_url(url: str) -> tuple[str, str] | None:
-    """(normalised url, lower-case ASCII host) of an absolute http(s) URL, or None."""
-    if any(ch.isspace() or ord(ch) < 0x20 or ch == "\\" for ch in url):
-        return None
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        _ = parts.port  # raises ValueError on a malformed port
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not host or "@" in parts.netloc:
-        return None
-    try:
-        ascii_host = host.rstrip(".").encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        return None
-    return url, ascii_host
 
 
 def channel_name(value: str, field: str) -> str:

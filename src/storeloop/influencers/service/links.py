@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 import uuid
 from typing import Any
@@ -26,16 +25,17 @@ from storeloop.influencers.service.common import (
     page_of,
     require,
 )
-from storeloop.influencers.service.settings import destination_allowed, get_store_settings
+from storeloop.influencers.service.settings import get_store_settings
 from storeloop.kit.errors import Conflict
 from storeloop.kit.ids import new_id
 from storeloop.kit.timeutil import as_utc, utcnow
+from storeloop.kit.tracking_params import LINK_CODE_PATTERN
+from storeloop.kit.urls import destination_allowed
 from storeloop.models import Link
 
 # Readable: no 0/o, 1/l/i, so a code read aloud or copied by hand survives.
 _CODE_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 _GENERATED_CODE_LENGTH = 7
-_LINK_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")
 
 
 def short_url(base_url: str, code: str) -> str:
@@ -87,7 +87,7 @@ def create_link(
         post_id=data.post_id,
     )
     if data.code is not None:
-        if not _LINK_CODE.match(data.code):
+        if not LINK_CODE_PATTERN.fullmatch(data.code):
             raise InvalidCode(
                 "a link code has 3 to 64 letters, digits, - or _, starting with a letter or digit",
                 field="code",

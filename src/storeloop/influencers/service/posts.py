@@ -26,7 +26,6 @@ from storeloop.influencers.service.common import (
     MAX_IMPORT_BYTES,
     PLATFORM,
     InvalidCsv,
-    PayloadTooLarge,
     PostExists,
     UnknownReference,
     aware,
@@ -34,12 +33,12 @@ from storeloop.influencers.service.common import (
     check_references,
     page_of,
     require,
-    web_url,
 )
 from storeloop.influencers.service.influencers import resolve_ref
-from storeloop.kit.errors import ValidationFailed
+from storeloop.kit.errors import PayloadTooLarge, ValidationFailed
 from storeloop.kit.ids import new_id
 from storeloop.kit.timeutil import as_utc, utcnow
+from storeloop.kit.urls import parse_web_url
 from storeloop.models import Campaign, Influencer, Post
 
 # -- posts ------------------------------------------------------------------------------------
@@ -73,7 +72,7 @@ def _platform(value: str, field: str = "platform") -> str:
 
 
 def _post_url(value: str) -> str:
-    if web_url(value) is None:
+    if parse_web_url(value) is None:
         raise ValidationFailed("a post's URL must be an absolute http(s) URL", field="url")
     return value
 
@@ -382,7 +381,7 @@ def _import_row(
     url = cells.get("url", "")
     if not url:
         errors.add("url", "missing", "url is required")
-    elif len(url) > 2000 or web_url(url) is None:
+    elif len(url) > 2000 or parse_web_url(url) is None:
         errors.add("url", "invalid_url", "not an absolute http(s) URL of at most 2000 characters")
     else:
         values["url"] = url

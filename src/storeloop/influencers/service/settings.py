@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 import uuid
-from collections.abc import Iterable
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
@@ -23,47 +21,18 @@ from storeloop.influencers.service.common import (
     InvalidDomain,
     changes_of,
     channel_name,
-    web_url,
 )
 from storeloop.kit.crypto import WorkspaceCipher, row_aad
 from storeloop.kit.errors import ValidationFailed
 from storeloop.kit.timeutil import as_utc, utcnow
+from storeloop.kit.urls import is_public_suffix, normalize_host
 from storeloop.models import StoreSettings
 
 WebhookProvider = Literal["shopify", "woocommerce"]
-_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _SECRET_COLUMNS: dict[str, tuple[str, str]] = {
     "shopify": ("shopify_secret_sealed", "shopify_secret"),
     "woocommerce": ("woocommerce_secret_sealed", "woocommerce_secret"),
 }
-
-
-def normalize_domain(value: str) -> str | None:
-    """A host name, lower-case ASCII (IDNA), or None when ``value`` is not one."""
-    host = value.strip().lower().rstrip(".")
-    if not host or len(host) > 253:
-        return None
-    try:
-        host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        return None
-    labels = host.split(".")
-    if not all(_LABEL.match(label) for label in labels):
-        return None
-    # A numeric last label is an IP address, not a domain a store lives on.
-    if labels[-1].isdigit():
-        return None
-    return host
-
-
-def destination_allowed(url: str, allowed_domains: Iterable[str]) -> bool:
-    """Whether a tracked link may redirect to ``url``: http(s), and its host is an allowed
-    domain or a subdomain of one. Nothing else passes, so /r/ is never an open redirect."""
-    parsed = web_url(url)
-    if parsed is None:
-        return False
-    host = parsed[1]
-    return any(host == domain or host.endswith("." + domain) for domain in allowed_domains)
 
 
 def _view(workspace_id: uuid.UUID, row: StoreSettings | None) -> StoreSettingsView:
@@ -132,11 +101,18 @@ def settings_out(view: StoreSettingsView) -> StoreSettingsOut:
 def _domains(values: list[str]) -> list[str]:
     domains: list[str] = []
     for index, value in enumerate(values):
-        domain = normalize_domain(value)
+        domain = normalize_host(value)
         if domain is None:
             raise InvalidDomain(
                 f"{value!r} is not a host name; give one like shop.example.com "
                 "(no scheme, port or path)",
+                field=f"allowed_domains.{index}",
+            )
+        if is_public_suffix(domain):
+            # It would allow every site registered under it (com, co.uk, myshopify.com).
+            raise InvalidDomain(
+                f"{value!r} is a top-level domain or another public suffix; give the store's "
+                "own domain, like shop.example.com",
                 field=f"allowed_domains.{index}",
             )
         if domain not in domains:
@@ -180,17 +156,14 @@ def update_store_settings(
     repository = MarketingRepository(session, workspace_id)
     row = repository.store_settings()
     if row is None:
+        # Two first saves may race: the row is inserted unless it exists by now, then changed.
         defaults = StoreSettingsView(workspace_id=workspace_id)
-        row = StoreSettings(
-            workspace_id=workspace_id,
-            allowed_domains=[],
+        row = repository.create_store_settings_if_missing(
             lookback_days=defaults.lookback_days,
             time_decay_half_life_days=defaults.time_decay_half_life_days,
             discount_code_precedence=defaults.discount_code_precedence,
-            channel_rules=[],
             updated_at=utcnow(),
         )
-        session.add(row)
     if "allowed_domains" in changes:
         row.allowed_domains = _domains(changes["allowed_domains"])
     if "channel_rules" in changes:
