@@ -103,7 +103,11 @@ def test_checkout_started_is_not_an_order(
         workspace,
         track("Checkout Started", properties={"order_id": "E-4", "total": 10}),
     )
+    # Without an order id (the usual case) and with a coupon: neither an order nor a problem.
+    _send(client, runtime, workspace, track("Checkout Started", properties={"value": 10}))
+    _send(client, runtime, workspace, track("Coupon Applied", properties={"coupon": "ANA10"}))
     assert counts(runtime, workspace.id)["orders"] == 0
+    assert counts(runtime, workspace.id)["quarantine"] == 0
 
 
 def test_an_event_never_overwrites_a_platform_orders_money(

@@ -40,6 +40,9 @@ SOURCE = "event"
 # The quarantine's source for events that could not be derived into orders.
 QUARANTINE_SOURCE = "order_event"
 UPSERT_EVENTS = frozenset({"Order Completed", "Order Updated"})
+# The e-commerce events that say something about an order; Checkout Started and the coupon
+# events are queued for derivation too (touchpoints, carts) but are not orders.
+ORDER_EVENTS = UPSERT_EVENTS | {"Order Cancelled", "Order Refunded"}
 MONEY_PROPERTIES = ("total", "revenue", "subtotal")
 
 
@@ -246,7 +249,7 @@ def derive_orders(
 ) -> None:
     writer = OrderWriter(session, cipher, workspace_id)
     for event in events:
-        if event.type != "track" or event.event is None:
+        if event.type != "track" or event.event not in ORDER_EVENTS:
             continue
         try:
             if event.event in UPSERT_EVENTS:
