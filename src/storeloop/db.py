@@ -49,6 +49,23 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True, **kwargs)
 
 
+def begin_write(session: Session) -> None:
+    """On SQLite, take the write lock now (BEGIN IMMEDIATE), waiting up to the busy timeout.
+
+    A background job that reads, then writes, inside one transaction (a claim followed by
+    inserts, or a SAVEPOINT followed by a query) must not start it deferred: in WAL mode, a
+    deferred transaction whose snapshot another writer has moved past fails at its first write
+    with "database is locked", without waiting. PostgreSQL needs nothing here.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    dbapi_connection = connection.connection.dbapi_connection
+    assert isinstance(dbapi_connection, sqlite3.Connection)
+    if not dbapi_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

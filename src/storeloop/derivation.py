@@ -24,6 +24,7 @@ import orjson
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from storeloop.db import begin_write
 from storeloop.kit.crypto import WorkspaceCipher, row_aad
 from storeloop.kit.timeutil import as_utc
 from storeloop.models import DerivationTask, Event
@@ -109,6 +110,7 @@ class DerivationRunner:
 
     def _derive_batch(self) -> int:
         with self.session_factory() as session:
+            begin_write(session)
             ids = self._claim(session)
             if not ids:
                 session.rollback()
@@ -123,6 +125,7 @@ class DerivationRunner:
         done = 0
         for event_id in ids:
             with self.session_factory() as session:
+                begin_write(session)
                 if not self._claim(session, [event_id]):
                     continue
                 try:
@@ -134,6 +137,7 @@ class DerivationRunner:
                     session.rollback()
                     logger.exception("deriving event %s failed", event_id)
             with self.session_factory() as session:
+                begin_write(session)
                 session.execute(
                     update(DerivationTask)
                     .where(DerivationTask.event_id == event_id)
@@ -175,6 +179,7 @@ class DerivationRunner:
         for follow_up in self.follow_ups:
             with self.session_factory() as session:
                 try:
+                    begin_write(session)
                     done += follow_up(session, self.keyring)
                     session.commit()
                 except Exception:
