@@ -10,7 +10,8 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -430,6 +431,17 @@ def _marketing_factory(settings: Settings) -> tuple[sessionmaker[Session], Keyri
     return factory, Keyring(settings.master_key_bytes(), factory)
 
 
+@contextmanager
+def _reported_errors() -> Iterator[None]:
+    """Bad input and refused operations end the command with one red line and exit code 1."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise _input_error(exc) from None
+    except StoreloopError as exc:
+        raise _fail(exc.message) from None
+
+
 def _input_error(exc: ValidationError) -> typer.Exit:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
@@ -466,7 +478,7 @@ def influencer_create(
             raise _fail(f"--handle {item!r}: write it as platform=handle")
         handles[platform] = value
     factory, keyring = _marketing_factory(_settings())
-    try:
+    with _reported_errors():
         contact = (
             influencer_schemas.Contact(email=email, phone=phone, payout_notes=payout_notes)
             if email or phone or payout_notes
@@ -478,10 +490,6 @@ def influencer_create(
             created = influencers.create_influencer(
                 session, keyring.cipher(workspace_id), workspace_id, data
             )
-    except ValidationError as exc:
-        raise _input_error(exc) from None
-    except StoreloopError as exc:
-        raise _fail(exc.message) from None
     console.print(f"influencer [bold]{created.name}[/bold] created: {created.id}")
 
 
@@ -529,31 +537,26 @@ def campaign_create(
 ) -> None:
     """Create a campaign; its total cost is fee + seeding + paid boost."""
     factory, _keyring = _marketing_factory(_settings())
-    try:
-        with session_scope(factory) as session:
-            workspace_id = _resolve_workspace(session, workspace)
-            data = influencer_schemas.CampaignCreate.model_validate(
-                {
-                    "name": name,
-                    "currency": currency,
-                    "channel": channel,
-                    "influencer_ids": [
-                        influencers.resolve_influencer(session, workspace_id, ref)
-                        for ref in influencer or []
-                    ],
-                    "fee": fee,
-                    "seeding_cost": seeding_cost,
-                    "paid_boost_cost": paid_boost_cost,
-                    "starts_at": starts,
-                    "ends_at": ends,
-                    "utm_campaign": utm_campaign,
-                }
-            )
-            created = influencers.create_campaign(session, workspace_id, data)
-    except ValidationError as exc:
-        raise _input_error(exc) from None
-    except StoreloopError as exc:
-        raise _fail(exc.message) from None
+    with _reported_errors(), session_scope(factory) as session:
+        workspace_id = _resolve_workspace(session, workspace)
+        data = influencer_schemas.CampaignCreate.model_validate(
+            {
+                "name": name,
+                "currency": currency,
+                "channel": channel,
+                "influencer_ids": [
+                    influencers.resolve_influencer(session, workspace_id, ref)
+                    for ref in influencer or []
+                ],
+                "fee": fee,
+                "seeding_cost": seeding_cost,
+                "paid_boost_cost": paid_boost_cost,
+                "starts_at": starts,
+                "ends_at": ends,
+                "utm_campaign": utm_campaign,
+            }
+        )
+        created = influencers.create_campaign(session, workspace_id, data)
     console.print(
         f"campaign [bold]{created.name}[/bold] created: {created.id} "
         f"(total cost {created.total_cost} {created.currency})"
@@ -606,26 +609,21 @@ def link_create(
     """Create a tracked link and print its short URL."""
     settings = _settings()
     factory, _keyring = _marketing_factory(settings)
-    try:
-        with session_scope(factory) as session:
-            workspace_id = _resolve_workspace(session, workspace)
-            data = influencer_schemas.LinkCreate(
-                destination_url=destination,
-                code=code,
-                influencer_id=influencers.resolve_influencer(session, workspace_id, influencer)
-                if influencer
-                else None,
-                campaign_id=influencers.resolve_campaign(session, workspace_id, campaign)
-                if campaign
-                else None,
-            )
-            created = influencers.create_link(
-                session, workspace_id, data, base_url=_short_url_base(settings, base_url)
-            )
-    except ValidationError as exc:
-        raise _input_error(exc) from None
-    except StoreloopError as exc:
-        raise _fail(exc.message) from None
+    with _reported_errors(), session_scope(factory) as session:
+        workspace_id = _resolve_workspace(session, workspace)
+        data = influencer_schemas.LinkCreate(
+            destination_url=destination,
+            code=code,
+            influencer_id=influencers.resolve_influencer(session, workspace_id, influencer)
+            if influencer
+            else None,
+            campaign_id=influencers.resolve_campaign(session, workspace_id, campaign)
+            if campaign
+            else None,
+        )
+        created = influencers.create_link(
+            session, workspace_id, data, base_url=_short_url_base(settings, base_url)
+        )
     console.print(f"link {created.id}: {created.short_url} -> {created.destination_url}")
 
 
@@ -671,23 +669,18 @@ def code_create(
 ) -> None:
     """Register a discount code of an influencer or a campaign."""
     factory, _keyring = _marketing_factory(_settings())
-    try:
-        with session_scope(factory) as session:
-            workspace_id = _resolve_workspace(session, workspace)
-            data = influencer_schemas.DiscountCodeCreate(
-                code=code,
-                influencer_id=influencers.resolve_influencer(session, workspace_id, influencer)
-                if influencer
-                else None,
-                campaign_id=influencers.resolve_campaign(session, workspace_id, campaign)
-                if campaign
-                else None,
-            )
-            created = influencers.create_discount_code(session, workspace_id, data)
-    except ValidationError as exc:
-        raise _input_error(exc) from None
-    except StoreloopError as exc:
-        raise _fail(exc.message) from None
+    with _reported_errors(), session_scope(factory) as session:
+        workspace_id = _resolve_workspace(session, workspace)
+        data = influencer_schemas.DiscountCodeCreate(
+            code=code,
+            influencer_id=influencers.resolve_influencer(session, workspace_id, influencer)
+            if influencer
+            else None,
+            campaign_id=influencers.resolve_campaign(session, workspace_id, campaign)
+            if campaign
+            else None,
+        )
+        created = influencers.create_discount_code(session, workspace_id, data)
     console.print(f"discount code [bold]{created.code}[/bold] created: {created.id}")
 
 
@@ -778,7 +771,7 @@ def store_settings_set(
         "woocommerce_webhook_secret": woocommerce_secret,
     }
     factory, keyring = _marketing_factory(_settings())
-    try:
+    with _reported_errors():
         update = influencer_schemas.StoreSettingsUpdate.model_validate(
             {name: value for name, value in values.items() if value is not None}
         )
@@ -787,10 +780,6 @@ def store_settings_set(
             view = influencers.update_store_settings(
                 session, keyring.cipher(workspace_id), workspace_id, update
             )
-    except ValidationError as exc:
-        raise _input_error(exc) from None
-    except StoreloopError as exc:
-        raise _fail(exc.message) from None
     _print_store_settings(view)
 
 
