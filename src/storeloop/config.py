@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     # More clicks than this from one IP range and user agent on one link within a minute are
     # flagged as bots ("velocity").
     click_velocity_per_minute: int = Field(default=20, ge=1)
+    # The dashboard's rollups: a day that keeps changing (today) is recomputed at most this often.
+    rollup_settle_seconds: float = Field(default=5.0, ge=0, le=3600)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
+from collections.abc import Collection
 from datetime import timedelta
 
+from sqlalchemy.orm import Session
+
+from storeloop.analytics.marks import mark_profile_days
+from storeloop.analytics.tasks import RefreshRollups
 from storeloop.attribution.service import attribute_stale_orders, mark_profile_orders_stale
 from storeloop.attribution.touchpoints import derive_touchpoints
 from storeloop.config import Settings
@@ -60,7 +66,7 @@ class Runtime:
             self.keyring,
             self.limits,
             batch_size=settings.resolved_processor_batch_size,
-            on_profiles_merged=mark_profile_orders_stale,
+            on_profiles_merged=_profiles_merged,
         )
         # Orders and touchpoints derived from stored events; attribution of stale orders after.
         self.derivations = DerivationRunner(
@@ -68,7 +74,11 @@ class Runtime:
             self.keyring,
             # Orders first: touchpoint handlers appended after may point at the order.
             handlers=[derive_orders, derive_touchpoints],
-            follow_ups=[attribute_stale_orders],
+            # Then the dashboard's rollups of every day that changed (ADR 0008).
+            follow_ups=[
+                attribute_stale_orders,
+                RefreshRollups(settings.rollup_settle_seconds),
+            ],
         )
         # Tracked-link redirects: link cache, batched click writer, bot rules.
         self.tracking = Tracking(
@@ -122,6 +132,14 @@ class Runtime:
     def close(self) -> None:
         self.stop()
         self.engine.dispose()
+
+
+def _profiles_merged(
+    session: Session, workspace_id: uuid.UUID, profile_ids: Collection[uuid.UUID]
+) -> None:
+    """Merged profiles gather each other's touchpoints (re-attribution) and visits (rollups)."""
+    mark_profile_orders_stale(session, workspace_id, profile_ids)
+    mark_profile_days(session, workspace_id, profile_ids)
 
 
 def _redis_limits_uri(settings: Settings) -> str | None:

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from storeloop.analytics.repository import mark_days
 from storeloop.identity.schemas import Observation
 from storeloop.identity.service import resolve
 from storeloop.ingestion.body import InvalidBody, parse_json, read_envelope
@@ -29,6 +30,7 @@ from storeloop.ingestion.derivation import needs_derivation
 from storeloop.ingestion.service import BATCH_SOURCE, split_messages
 from storeloop.ingestion.validation import Limits, NormalizedEvent
 from storeloop.kit.crypto import DecryptionError, row_aad
+from storeloop.kit.devices import device_class
 from storeloop.kit.ids import new_id
 from storeloop.kit.timeutil import as_utc
 from storeloop.models import DerivationTask, Event, InboxEntry, QuarantinedEvent
@@ -241,8 +243,11 @@ class InboxProcessor:
                     "order_id": event.order_id,
                     "revenue": event.revenue,
                     "currency": event.currency,
+                    "device": device_class(_user_agent(event.document)),
                 }
             )
+        # Every day an event lands on is rolled up again, however late the event (ADR 0008).
+        mark_days(session, workspace_id, {as_utc(event.timestamp).date() for event in events})
         dialect = session.get_bind().dialect.name
         insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
         # The Table, not the mapped class: a Core bulk insert, no ORM unit-of-work bookkeeping.
@@ -285,6 +290,12 @@ class InboxProcessor:
             select(EVENTS_TABLE.c.id).where(EVENTS_TABLE.c.id == any_(candidates))
         )
         return set(found)
+
+
+def _user_agent(document: dict[str, Any]) -> str | None:
+    context = document.get("context")
+    agent = context.get("userAgent") if isinstance(context, dict) else None
+    return agent if isinstance(agent, str) else None
 
 
 def _observation(event: NormalizedEvent) -> Observation:

@@ -1,5 +1,14 @@
 """All ORM models, in one place so that domains never import each other to reach a table."""
 
+from storeloop.models.analytics import (
+    AttributionRollup,
+    ClickRollup,
+    CohortRollup,
+    OrderRollup,
+    RollupDirtyDay,
+    TrafficHourRollup,
+    TrafficRollup,
+)
 from storeloop.models.attribution import AttributionCredit, StoreSettings, Touchpoint
 from storeloop.models.base import Base
 from storeloop.models.commerce import Order, OrderLine, Refund, WebhookDelivery
@@ -25,10 +34,13 @@ from storeloop.models.workspaces import ApiKey, Membership, StaffSession, User, 
 __all__ = [
     "ApiKey",
     "AttributionCredit",
+    "AttributionRollup",
     "Base",
     "Campaign",
     "CampaignInfluencer",
     "Click",
+    "ClickRollup",
+    "CohortRollup",
     "DerivationTask",
     "DiscountCode",
     "Event",
@@ -41,13 +53,17 @@ __all__ = [
     "Membership",
     "Order",
     "OrderLine",
+    "OrderRollup",
     "Post",
     "Profile",
     "QuarantinedEvent",
     "Refund",
+    "RollupDirtyDay",
     "StaffSession",
     "StoreSettings",
     "Touchpoint",
+    "TrafficHourRollup",
+    "TrafficRollup",
     "TraitSet",
     "User",
     "WebhookDelivery",

@@ -28,6 +28,8 @@ class StoreSettings(Base):
     discount_code_precedence: Mapped[bool] = mapped_column(default=True)
     # Ordered channel rules that override the default grouping (attribution.channels).
     channel_rules: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
+    # A started checkout without an order from the same customer within this time is abandoned.
+    abandonment_minutes: Mapped[int] = mapped_column(default=60, server_default="60")
     # Webhook signing secrets of the shop platforms: sealed, because verifying needs the secret.
     shopify_secret_sealed: Mapped[bytes | None]
     woocommerce_secret_sealed: Mapped[bytes | None]

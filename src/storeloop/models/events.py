@@ -53,6 +53,9 @@ class Event(Base):
     order_id: Mapped[str | None] = mapped_column(String(255))
     revenue: Mapped[Decimal | None] = mapped_column(Numeric(18, 4))
     currency: Mapped[str | None] = mapped_column(String(3))
+    # mobile | tablet | desktop | bot, from the user agent (kit.devices): not personal data, and
+    # in the clear so that rollups can group on it.
+    device: Mapped[str | None] = mapped_column(String(8))
 
 
 class QuarantinedEvent(Base):

@@ -1,0 +1,1 @@
+"""Dashboard numbers: day rollups recomputed from the raw rows, and the queries over them."""

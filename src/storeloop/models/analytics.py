@@ -1,0 +1,168 @@
+"""Rollups the dashboard reads (ADR 0008) and the queue of days whose rollups are out of date.
+
+Every rollup row of a day is replaced as a whole when the day is recomputed from the raw rows,
+so the rows carry no identity of their own beyond a surrogate key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import Index, Integer, LargeBinary, Numeric, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storeloop.models.base import Base, MoneyColumn, id_column
+
+# Credits are fractions of an order: sums of them keep 12 decimal places like the credits.
+CreditSum = Numeric(24, 12)
+
+
+class RollupDirtyDay(Base):
+    """A day of a workspace whose rollups must be recomputed.
+
+    ``generation`` grows with every mark: the job clears a day only if no mark arrived while it
+    was recomputing it. ``first_marked_at`` is kept from the first mark so that a day marked
+    continuously (today, while events arrive) is still recomputed at a steady pace.
+    """
+
+    __tablename__ = "rollup_dirty_days"
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    first_marked_at: Mapped[datetime]
+
+
+class TrafficRollup(Base):
+    """Sessions of one day, by the session's landing (channel, influencer, campaign, post) and
+    device: the measures are sums; visitors are a HyperLogLog sketch to union across days."""
+
+    __tablename__ = "traffic_rollups"
+    __table_args__ = (Index("ix_traffic_rollups_workspace_day", "workspace_id", "day"),)
+
+    id: Mapped[uuid.UUID] = id_column()
+    workspace_id: Mapped[uuid.UUID]
+    day: Mapped[date]
+    channel: Mapped[str] = mapped_column(String(32))
+    influencer_id: Mapped[uuid.UUID | None]
+    campaign_id: Mapped[uuid.UUID | None]
+    post_id: Mapped[uuid.UUID | None]
+    device: Mapped[str] = mapped_column(String(8))
+    visitors: Mapped[int]
+    visitors_sketch: Mapped[bytes] = mapped_column(LargeBinary)
+    sessions: Mapped[int]
+    converted_sessions: Mapped[int]
+    product_viewed_sessions: Mapped[int]
+    added_to_cart_sessions: Mapped[int]
+    checkout_started_sessions: Mapped[int]
+    page_views: Mapped[int]
+    checkouts_started: Mapped[int]
+    abandoned_checkouts: Mapped[int]
+    # Checkouts still inside the abandonment window when the day was computed: the job
+    # recomputes the day once the window has passed.
+    pending_checkouts: Mapped[int]
+    computed_at: Mapped[datetime]
+
+
+class TrafficHourRollup(Base):
+    """Sessions per hour with the same dimensions, for hourly series over short ranges."""
+
+    __tablename__ = "traffic_hour_rollups"
+    __table_args__ = (Index("ix_traffic_hour_rollups_workspace_hour", "workspace_id", "hour"),)
+
+    id: Mapped[uuid.UUID] = id_column()
+    workspace_id: Mapped[uuid.UUID]
+    day: Mapped[date]
+    hour: Mapped[datetime]
+    channel: Mapped[str] = mapped_column(String(32))
+    influencer_id: Mapped[uuid.UUID | None]
+    campaign_id: Mapped[uuid.UUID | None]
+    post_id: Mapped[uuid.UUID | None]
+    device: Mapped[str] = mapped_column(String(8))
+    sessions: Mapped[int]
+    converted_sessions: Mapped[int]
+
+
+class OrderRollup(Base):
+    """Orders placed in one hour, by device and currency (cancelled orders excluded)."""
+
+    __tablename__ = "order_rollups"
+    __table_args__ = (Index("ix_order_rollups_workspace_day", "workspace_id", "day"),)
+
+    id: Mapped[uuid.UUID] = id_column()
+    workspace_id: Mapped[uuid.UUID]
+    day: Mapped[date]
+    hour: Mapped[datetime]
+    device: Mapped[str] = mapped_column(String(8))
+    currency: Mapped[str] = mapped_column(String(3))
+    orders: Mapped[int]
+    gross_revenue: Mapped[Decimal] = mapped_column(MoneyColumn)
+    net_revenue: Mapped[Decimal] = mapped_column(MoneyColumn)
+    refunded_amount: Mapped[Decimal] = mapped_column(MoneyColumn)
+    refunded_orders: Mapped[int]
+    first_orders: Mapped[int]
+    repeat_orders: Mapped[int]
+    # Customers who ordered; those among them whose first order ever this is.
+    customers_sketch: Mapped[bytes] = mapped_column(LargeBinary)
+    new_customers_sketch: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AttributionRollup(Base):
+    """Attributed orders and revenue of one day, per model and credited group."""
+
+    __tablename__ = "attribution_rollups"
+    __table_args__ = (
+        Index("ix_attribution_rollups_workspace_model_day", "workspace_id", "model", "day"),
+    )
+
+    id: Mapped[uuid.UUID] = id_column()
+    workspace_id: Mapped[uuid.UUID]
+    day: Mapped[date]
+    model: Mapped[str] = mapped_column(String(24))
+    channel: Mapped[str] = mapped_column(String(32))
+    influencer_id: Mapped[uuid.UUID | None]
+    campaign_id: Mapped[uuid.UUID | None]
+    post_id: Mapped[uuid.UUID | None]
+    link_id: Mapped[uuid.UUID | None]
+    device: Mapped[str] = mapped_column(String(8))
+    currency: Mapped[str] = mapped_column(String(3))
+    orders: Mapped[Decimal] = mapped_column(CreditSum)
+    first_orders: Mapped[Decimal] = mapped_column(CreditSum)
+    refunded_orders: Mapped[Decimal] = mapped_column(CreditSum)
+    gross_revenue: Mapped[Decimal] = mapped_column(MoneyColumn)
+    net_revenue: Mapped[Decimal] = mapped_column(MoneyColumn)
+
+
+class ClickRollup(Base):
+    """Tracked-link clicks of one day per link, with the link's influencer, campaign, post."""
+
+    __tablename__ = "click_rollups"
+    __table_args__ = (Index("ix_click_rollups_workspace_day", "workspace_id", "day"),)
+
+    id: Mapped[uuid.UUID] = id_column()
+    workspace_id: Mapped[uuid.UUID]
+    day: Mapped[date]
+    link_id: Mapped[uuid.UUID]
+    influencer_id: Mapped[uuid.UUID | None]
+    campaign_id: Mapped[uuid.UUID | None]
+    post_id: Mapped[uuid.UUID | None]
+    clicks: Mapped[int]
+    bot_clicks: Mapped[int]
+
+
+class CohortRollup(Base):
+    """Customers by the month of their first order, and what they ordered in each month after."""
+
+    __tablename__ = "cohort_rollups"
+    __table_args__ = (Index("ix_cohort_rollups_workspace", "workspace_id", "cohort_month"),)
+
+    id: Mapped[uuid.UUID] = id_column()
+    workspace_id: Mapped[uuid.UUID]
+    currency: Mapped[str] = mapped_column(String(3))
+    cohort_month: Mapped[date]
+    months_since_first: Mapped[int]
+    customers: Mapped[int]
+    orders: Mapped[int]
+    revenue: Mapped[Decimal] = mapped_column(MoneyColumn)
