@@ -3,13 +3,14 @@ from, and the rollups the dashboard reads. Scoped to one workspace, except the q
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Table, and_, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -41,13 +42,15 @@ VISIT_TOUCHPOINT_KINDS = ("click", "utm", "referrer")
 _MAX_MERGE_HOPS = 16
 
 
-def mark_days(session: Session, workspace_id: uuid.UUID, days: Iterable[date]) -> None:
-    """Queue days of a workspace for recomputation, in the caller's transaction."""
+def mark_days(session: Session | Connection, workspace_id: uuid.UUID, days: Iterable[date]) -> None:
+    """Queue days of a workspace for recomputation, in the caller's transaction (a session's,
+    or a Core connection's like the click writer's)."""
     ordered = sorted(set(days))
     if not ordered:
         return
     now = utcnow()
-    insert_fn = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    bind = session if isinstance(session, Connection) else session.get_bind()
+    insert_fn = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
     statement = insert_fn(_DIRTY).values(
         [
             {"workspace_id": workspace_id, "day": day, "generation": 1, "first_marked_at": now}
@@ -69,16 +72,30 @@ class DirtyDay(NamedTuple):
 
 
 def due_days(session: Session, marked_before: datetime, limit: int) -> list[DirtyDay]:
-    """Dirty days of every workspace first marked before ``marked_before``, oldest mark first."""
+    """Dirty days of every workspace first marked before ``marked_before``, oldest mark first.
+
+    No row lock is taken: a lock held while a day is recomputed would stall every writer that
+    marks that day (the processor, the click writer). ``claim_day`` keeps two workers apart."""
     query = (
         select(RollupDirtyDay.workspace_id, RollupDirtyDay.day, RollupDirtyDay.generation)
         .where(RollupDirtyDay.first_marked_at <= marked_before)
         .order_by(RollupDirtyDay.first_marked_at, RollupDirtyDay.day)
         .limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
     return [DirtyDay(row[0], row[1], row[2]) for row in session.execute(query)]
+
+
+def claim_day(session: Session, dirty: DirtyDay) -> bool:
+    """Whether this transaction may recompute the day: on PostgreSQL a transaction-scoped
+    advisory lock per (workspace, day), skipped when another worker holds it; SQLite has one
+    writer at a time already."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    digest = hashlib.blake2b(
+        dirty.workspace_id.bytes + dirty.day.isoformat().encode(), digest_size=8
+    ).digest()
+    key = int.from_bytes(digest, "big", signed=True)
+    return bool(session.scalar(select(func.pg_try_advisory_xact_lock(key))))
 
 
 def clear_day(session: Session, dirty: DirtyDay) -> None:

@@ -184,10 +184,11 @@ def overview(session: Session, workspace_id: uuid.UUID, query: KpiQuery) -> Over
         currency, currencies = _currency(query, [(row[0], row[1]) for row in rows])
         chosen_row = next((row for row in rows if row[0] == currency), None)
         values = chosen_row[1:] if chosen_row is not None else (0,) * 7
-        orders = Decimal(int(values[0] or 0))
+        # Whole numbers here, written like the fractional credits of a filtered answer.
+        orders = _credits(int(values[0] or 0))
         gross, net, refunded_amount = _money(values[1]), _money(values[2]), _money(values[3])
-        refunded_orders = Decimal(int(values[4] or 0))
-        first_orders = Decimal(int(values[5] or 0))
+        refunded_orders = _credits(int(values[4] or 0))
+        first_orders = _credits(int(values[5] or 0))
         if currency is not None:
             sketches = repository.order_sketches(query.start, query.end, currency, order_filters)
             customers, _ = _union(row[0] for row in sketches)

@@ -44,7 +44,11 @@ def refresh_rollups(session: Session, settle: timedelta = timedelta(0)) -> int:
     _remark_pending_checkouts(session, now)
     due = queue.due_days(session, now - settle, DAYS_PER_PASS)
     changed_orders: set[uuid.UUID] = set()
+    done = 0
     for dirty in due:
+        if not queue.claim_day(session, dirty):
+            continue
+        done += 1
         repository = AnalyticsRepository(session, dirty.workspace_id)
         before = repository.order_rollup_fingerprint(dirty.day)
         rows = compute_day(repository, dirty.day, now)
@@ -55,7 +59,7 @@ def refresh_rollups(session: Session, settle: timedelta = timedelta(0)) -> int:
     for workspace_id in sorted(changed_orders):
         repository = AnalyticsRepository(session, workspace_id)
         repository.replace_cohorts(cohort_rows(repository.all_orders()))
-    return len(due)
+    return done
 
 
 def drain(session: Session) -> int:

@@ -1,11 +1,16 @@
 """analytics rollups
 
+The dashboard's rollups and their dirty-day queue (ADR 0008), the device class of events, and
+the abandonment window. Every day that already holds events, orders or clicks is queued, so
+the worker rolls up an existing store's history after the upgrade.
+
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-05 13:43:12.362853
 """
 
 from collections.abc import Sequence
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -170,6 +175,47 @@ def upgrade() -> None:
         )
 
     # ### end Alembic commands ###
+    _queue_existing_days()
+
+
+def _queue_existing_days() -> None:
+    bind = op.get_bind()
+    days: set[tuple[object, date]] = set()
+    for table_name, column_name in (
+        ("events", "timestamp"),
+        ("orders", "placed_at"),
+        ("clicks", "clicked_at"),
+    ):
+        table = sa.table(
+            table_name,
+            sa.column("workspace_id", sa.Uuid()),
+            sa.column(column_name, sa.DateTime(timezone=True)),
+        )
+        moment = table.c[column_name]
+        if bind.dialect.name == "postgresql":
+            day: sa.ColumnElement[object] = sa.cast(sa.func.timezone("UTC", moment), sa.Date)
+        else:
+            day = sa.func.date(moment)
+        for workspace_id, value in bind.execute(sa.select(table.c.workspace_id, day).distinct()):
+            days.add(
+                (workspace_id, value if isinstance(value, date) else date.fromisoformat(value))
+            )
+    if days:
+        now = datetime.now(UTC)
+        queue = sa.table(
+            "rollup_dirty_days",
+            sa.column("workspace_id", sa.Uuid()),
+            sa.column("day", sa.Date()),
+            sa.column("generation", sa.Integer()),
+            sa.column("first_marked_at", sa.DateTime(timezone=True)),
+        )
+        op.bulk_insert(
+            queue,
+            [
+                {"workspace_id": ws, "day": day, "generation": 1, "first_marked_at": now}
+                for ws, day in sorted(days, key=lambda item: (str(item[0]), item[1]))
+            ],
+        )
 
 
 def downgrade() -> None:
