@@ -337,3 +337,40 @@ def test_bad_series_and_breakdowns(client: TestClient, workspace: WorkspaceKeys)
     missing = client.get("/api/v1/analytics/overview", params={"start": "2026-01-01"}, headers=api)
     assert missing.status_code == 422
     assert "end" in missing.text
+
+
+def test_the_abandonment_window_is_the_stores(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
+    """A checkout two hours old without an order is abandoned under the default hour; under a
+    three-hour window it is still pending, and left out of the rate."""
+    started = datetime.now(UTC) - timedelta(hours=2)
+    if started.date() != datetime.now(UTC).date():
+        started = datetime.now(UTC).replace(hour=0, minute=1)
+    send(
+        client,
+        workspace,
+        [
+            message("page", "anon-cart", started - timedelta(minutes=1), "desktop", name="Cart"),
+            message("track", "anon-cart", started, "desktop", event="Checkout Started"),
+        ],
+    )
+    settle(runtime)
+    day = started.date().isoformat()
+    kpis = _get(client, workspace, "overview", start=day, end=day).json()
+    expected_abandoned = 1 if datetime.now(UTC) - started > timedelta(hours=1) else 0
+    assert (kpis["checkouts_started"], kpis["abandoned_checkouts"]) == (1, expected_abandoned)
+
+    response = client.patch(
+        "/api/v1/settings", json={"abandonment_minutes": 180}, headers=workspace.bearer
+    )
+    assert (response.status_code, response.json()["abandonment_minutes"]) == (200, 180)
+    settle(runtime)
+    kpis = _get(client, workspace, "overview", start=day, end=day).json()
+    assert (kpis["checkouts_started"], kpis["abandoned_checkouts"]) == (1, 0)
+    assert kpis["cart_abandonment_rate"] is None
+
+    bad = client.patch(
+        "/api/v1/settings", json={"abandonment_minutes": 1}, headers=workspace.bearer
+    )
+    assert bad.status_code == 422

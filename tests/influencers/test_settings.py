@@ -24,6 +24,7 @@ DEFAULTS = {
     "time_decay_half_life_days": 7.0,
     "discount_code_precedence": True,
     "channel_rules": [],
+    "abandonment_minutes": 60,
     "shopify_webhook_secret_set": False,
     "woocommerce_webhook_secret_set": False,
     "updated_at": None,

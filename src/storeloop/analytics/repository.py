@@ -65,6 +65,13 @@ def mark_days(session: Session | Connection, workspace_id: uuid.UUID, days: Iter
     )
 
 
+def rolled_up_days(session: Session, workspace_id: uuid.UUID) -> list[date]:
+    rows = session.scalars(
+        select(TrafficRollup.day).where(TrafficRollup.workspace_id == workspace_id).distinct()
+    )
+    return [day if isinstance(day, date) else date.fromisoformat(str(day)) for day in rows]
+
+
 class DirtyDay(NamedTuple):
     workspace_id: uuid.UUID
     day: date

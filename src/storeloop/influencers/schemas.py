@@ -334,6 +334,8 @@ class StoreSettingsUpdate(_Input):
     time_decay_half_life_days: float | None = Field(default=None, gt=0, le=365)
     discount_code_precedence: bool | None = None
     channel_rules: list[ChannelRuleIn] | None = Field(default=None, max_length=100)
+    # A checkout without an order within this many minutes is abandoned (5 minutes to 7 days).
+    abandonment_minutes: int | None = Field(default=None, ge=5, le=10080)
     shopify_webhook_secret: str | None = Field(default=None, min_length=1, max_length=512)
     woocommerce_webhook_secret: str | None = Field(default=None, min_length=1, max_length=512)
 
@@ -344,6 +346,7 @@ class StoreSettingsOut(BaseModel):
     time_decay_half_life_days: float
     discount_code_precedence: bool
     channel_rules: list[ChannelRuleIn]
+    abandonment_minutes: int
     shopify_webhook_secret_set: bool
     woocommerce_webhook_secret_set: bool
     updated_at: datetime | None = Field(description="null while the defaults are in use")
@@ -370,6 +373,7 @@ class StoreSettingsView:
     time_decay_half_life_days: float = 7.0
     discount_code_precedence: bool = True
     channel_rules: tuple[ChannelRule, ...] = ()
+    abandonment_minutes: int = 60
     has_shopify_secret: bool = False
     has_woocommerce_secret: bool = False
     updated_at: datetime | None = None

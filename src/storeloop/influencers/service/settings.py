@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
+from storeloop.analytics.repository import mark_days, rolled_up_days
 from storeloop.attribution.channels import parse_channel_rules
 from storeloop.influencers.repository import MarketingRepository
 from storeloop.influencers.schemas import (
@@ -47,6 +48,7 @@ def _view(workspace_id: uuid.UUID, row: StoreSettings | None) -> StoreSettingsVi
         channel_rules=tuple(
             ChannelRule(channel=rule["channel"], **rule["match"]) for rule in row.channel_rules
         ),
+        abandonment_minutes=row.abandonment_minutes,
         has_shopify_secret=row.shopify_secret_sealed is not None,
         has_woocommerce_secret=row.woocommerce_secret_sealed is not None,
         updated_at=as_utc(row.updated_at),
@@ -92,6 +94,7 @@ def settings_out(view: StoreSettingsView) -> StoreSettingsOut:
             )
             for rule in view.channel_rules
         ],
+        abandonment_minutes=view.abandonment_minutes,
         shopify_webhook_secret_set=view.has_shopify_secret,
         woocommerce_webhook_secret_set=view.has_woocommerce_secret,
         updated_at=view.updated_at,
@@ -151,6 +154,7 @@ def update_store_settings(
             "time_decay_half_life_days",
             "discount_code_precedence",
             "channel_rules",
+            "abandonment_minutes",
         },
     )
     repository = MarketingRepository(session, workspace_id)
@@ -168,9 +172,17 @@ def update_store_settings(
         row.allowed_domains = _domains(changes["allowed_domains"])
     if "channel_rules" in changes:
         row.channel_rules = _channel_rules(update.channel_rules or [])
-    for name in ("lookback_days", "time_decay_half_life_days", "discount_code_precedence"):
+    for name in (
+        "lookback_days",
+        "time_decay_half_life_days",
+        "discount_code_precedence",
+        "abandonment_minutes",
+    ):
         if name in changes:
             setattr(row, name, changes[name])
+    if "abandonment_minutes" in changes:
+        # Every rolled-up day's abandoned checkouts are counted again under the new window.
+        mark_days(session, workspace_id, rolled_up_days(session, workspace_id))
     for provider, (column, aad_column) in _SECRET_COLUMNS.items():
         field = f"{provider}_webhook_secret"
         if field in changes:
