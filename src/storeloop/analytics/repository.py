@@ -11,10 +11,9 @@ from decimal import Decimal
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, delete, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from storeloop.kit.ids import new_id
 from storeloop.kit.timeutil import as_utc, utcnow
 from storeloop.models import (
     AttributionCredit,
@@ -44,24 +43,17 @@ _MAX_MERGE_HOPS = 16
 
 def mark_days(session: Session | Connection, workspace_id: uuid.UUID, days: Iterable[date]) -> None:
     """Queue days of a workspace for recomputation, in the caller's transaction (a session's,
-    or a Core connection's like the click writer's)."""
+    or a Core connection's like the click writer's). A plain insert: no lock to wait for."""
     ordered = sorted(set(days))
     if not ordered:
         return
     now = utcnow()
-    bind = session if isinstance(session, Connection) else session.get_bind()
-    insert_fn = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
-    statement = insert_fn(_DIRTY).values(
-        [
-            {"workspace_id": workspace_id, "day": day, "generation": 1, "first_marked_at": now}
-            for day in ordered
-        ]
-    )
     session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["workspace_id", "day"],
-            set_={"generation": _DIRTY.c.generation + 1},
-        )
+        _DIRTY.insert(),
+        [
+            {"id": new_id(), "workspace_id": workspace_id, "day": day, "marked_at": now}
+            for day in ordered
+        ],
     )
 
 
@@ -75,45 +67,51 @@ def rolled_up_days(session: Session, workspace_id: uuid.UUID) -> list[date]:
 class DirtyDay(NamedTuple):
     workspace_id: uuid.UUID
     day: date
-    generation: int
 
 
 def due_days(session: Session, marked_before: datetime, limit: int) -> list[DirtyDay]:
     """Dirty days of every workspace first marked before ``marked_before``, oldest mark first.
 
-    No row lock is taken: a lock held while a day is recomputed would stall every writer that
-    marks that day (the processor, the click writer). ``claim_day`` keeps two workers apart."""
+    No row lock is taken: ``claim_day`` keeps two workers off the same day."""
+    first_marked = func.min(RollupDirtyDay.marked_at)
     query = (
-        select(RollupDirtyDay.workspace_id, RollupDirtyDay.day, RollupDirtyDay.generation)
-        .where(RollupDirtyDay.first_marked_at <= marked_before)
-        .order_by(RollupDirtyDay.first_marked_at, RollupDirtyDay.day)
+        select(RollupDirtyDay.workspace_id, RollupDirtyDay.day)
+        .group_by(RollupDirtyDay.workspace_id, RollupDirtyDay.day)
+        .having(first_marked <= marked_before)
+        .order_by(first_marked, RollupDirtyDay.day)
         .limit(limit)
     )
-    return [DirtyDay(row[0], row[1], row[2]) for row in session.execute(query)]
+    return [
+        DirtyDay(row[0], row[1] if isinstance(row[1], date) else date.fromisoformat(str(row[1])))
+        for row in session.execute(query)
+    ]
 
 
-def claim_day(session: Session, dirty: DirtyDay) -> bool:
-    """Whether this transaction may recompute the day: on PostgreSQL a transaction-scoped
-    advisory lock per (workspace, day), skipped when another worker holds it; SQLite has one
-    writer at a time already."""
-    if session.get_bind().dialect.name != "postgresql":
-        return True
-    digest = hashlib.blake2b(
-        dirty.workspace_id.bytes + dirty.day.isoformat().encode(), digest_size=8
-    ).digest()
-    key = int.from_bytes(digest, "big", signed=True)
-    return bool(session.scalar(select(func.pg_try_advisory_xact_lock(key))))
-
-
-def clear_day(session: Session, dirty: DirtyDay) -> None:
-    """Unqueue a recomputed day, unless a mark arrived meanwhile (its generation moved on)."""
-    session.execute(
-        delete(RollupDirtyDay).where(
-            RollupDirtyDay.workspace_id == dirty.workspace_id,
-            RollupDirtyDay.day == dirty.day,
-            RollupDirtyDay.generation == dirty.generation,
+def claim_day(session: Session, dirty: DirtyDay) -> list[uuid.UUID] | None:
+    """The marks of the day, read before it is recomputed, or None when another worker is
+    recomputing it: on PostgreSQL a transaction-scoped advisory lock per (workspace, day);
+    SQLite has one writer at a time already."""
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.blake2b(
+            dirty.workspace_id.bytes + dirty.day.isoformat().encode(), digest_size=8
+        ).digest()
+        key = int.from_bytes(digest, "big", signed=True)
+        if not session.scalar(select(func.pg_try_advisory_xact_lock(key))):
+            return None
+    return list(
+        session.scalars(
+            select(RollupDirtyDay.id).where(
+                RollupDirtyDay.workspace_id == dirty.workspace_id,
+                RollupDirtyDay.day == dirty.day,
+            )
         )
     )
+
+
+def clear_marks(session: Session, mark_ids: Sequence[uuid.UUID]) -> None:
+    """Delete the marks a recomputation read; later marks stay for the next pass."""
+    for chunk in _chunks(sorted(mark_ids)):
+        session.execute(delete(RollupDirtyDay).where(RollupDirtyDay.id.in_(chunk)))
 
 
 def pending_checkout_days(

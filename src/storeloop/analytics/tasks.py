@@ -46,7 +46,8 @@ def refresh_rollups(session: Session, settle: timedelta = timedelta(0)) -> int:
     changed_orders: set[uuid.UUID] = set()
     done = 0
     for dirty in due:
-        if not queue.claim_day(session, dirty):
+        marks = queue.claim_day(session, dirty)
+        if marks is None:
             continue
         done += 1
         repository = AnalyticsRepository(session, dirty.workspace_id)
@@ -55,7 +56,7 @@ def refresh_rollups(session: Session, settle: timedelta = timedelta(0)) -> int:
         repository.replace_day(dirty.day, rows)
         if repository.order_rollup_fingerprint(dirty.day) != before:
             changed_orders.add(dirty.workspace_id)
-        queue.clear_day(session, dirty)
+        queue.clear_marks(session, marks)
     for workspace_id in sorted(changed_orders):
         repository = AnalyticsRepository(session, workspace_id)
         repository.replace_cohorts(cohort_rows(repository.all_orders()))

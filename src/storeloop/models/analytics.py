@@ -10,7 +10,7 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Index, Integer, LargeBinary, Numeric, String
+from sqlalchemy import Index, LargeBinary, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storeloop.models.base import Base, MoneyColumn, id_column
@@ -20,19 +20,22 @@ CreditSum = Numeric(24, 12)
 
 
 class RollupDirtyDay(Base):
-    """A day of a workspace whose rollups must be recomputed.
+    """One mark: something changed on this day of this workspace, so its rollups must be
+    recomputed.
 
-    ``generation`` grows with every mark: the job clears a day only if no mark arrived while it
-    was recomputing it. ``first_marked_at`` is kept from the first mark so that a day marked
-    continuously (today, while events arrive) is still recomputed at a steady pace.
+    Marks are only ever inserted, never upserted: writers marking the same day (the processor,
+    the click writer, attribution) never wait on each other's row lock. The job recomputes a
+    day, then deletes exactly the marks it had read before starting: a mark that arrived meanwhile
+    stays, and the day is recomputed again.
     """
 
     __tablename__ = "rollup_dirty_days"
+    __table_args__ = (Index("ix_rollup_dirty_days_workspace_day", "workspace_id", "day"),)
 
-    workspace_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    day: Mapped[date] = mapped_column(primary_key=True)
-    generation: Mapped[int] = mapped_column(Integer, default=1)
-    first_marked_at: Mapped[datetime]
+    id: Mapped[uuid.UUID] = id_column()
+    workspace_id: Mapped[uuid.UUID]
+    day: Mapped[date]
+    marked_at: Mapped[datetime]
 
 
 class TrafficRollup(Base):

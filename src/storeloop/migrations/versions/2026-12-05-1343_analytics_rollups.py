@@ -9,6 +9,7 @@ Revises: 0003
 Create Date: 2026-12-05 13:43:12.362853
 """
 
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
@@ -111,12 +112,16 @@ def upgrade() -> None:
 
     op.create_table(
         "rollup_dirty_days",
+        sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("workspace_id", sa.Uuid(), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("generation", sa.Integer(), nullable=False),
-        sa.Column("first_marked_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("workspace_id", "day", name=op.f("pk_rollup_dirty_days")),
+        sa.Column("marked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rollup_dirty_days")),
     )
+    with op.batch_alter_table("rollup_dirty_days", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_rollup_dirty_days_workspace_day", ["workspace_id", "day"], unique=False
+        )
     op.create_table(
         "traffic_hour_rollups",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -204,15 +209,15 @@ def _queue_existing_days() -> None:
         now = datetime.now(UTC)
         queue = sa.table(
             "rollup_dirty_days",
+            sa.column("id", sa.Uuid()),
             sa.column("workspace_id", sa.Uuid()),
             sa.column("day", sa.Date()),
-            sa.column("generation", sa.Integer()),
-            sa.column("first_marked_at", sa.DateTime(timezone=True)),
+            sa.column("marked_at", sa.DateTime(timezone=True)),
         )
         op.bulk_insert(
             queue,
             [
-                {"workspace_id": ws, "day": day, "generation": 1, "first_marked_at": now}
+                {"id": uuid.uuid4(), "workspace_id": ws, "day": day, "marked_at": now}
                 for ws, day in sorted(days, key=lambda item: (str(item[0]), item[1]))
             ],
         )
@@ -234,6 +239,9 @@ def downgrade() -> None:
         batch_op.drop_index("ix_traffic_hour_rollups_workspace_hour")
 
     op.drop_table("traffic_hour_rollups")
+    with op.batch_alter_table("rollup_dirty_days", schema=None) as batch_op:
+        batch_op.drop_index("ix_rollup_dirty_days_workspace_day")
+
     op.drop_table("rollup_dirty_days")
     with op.batch_alter_table("order_rollups", schema=None) as batch_op:
         batch_op.drop_index("ix_order_rollups_workspace_day")
