@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -152,20 +153,33 @@ def test_sign_out_ends_the_session_server_side(
     assert client.get("/dashboard", follow_redirects=False).status_code == 303
 
 
-def test_an_analyst_reads_keys_but_cannot_create_or_revoke_them(
-    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
+@pytest.mark.parametrize("role", [Role.ANALYST, Role.MARKETER])
+def test_analysts_and_marketers_neither_see_nor_create_keys(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys, role: Role
 ) -> None:
-    sign_in(client, make_staff(runtime, workspace.id, Role.ANALYST))
+    sign_in(client, make_staff(runtime, workspace.id, role))
+    overview = client.get("/dashboard")
+    assert overview.status_code == 200
+    assert 'href="/dashboard/keys"' not in overview.text
     page = client.get("/dashboard/keys")
-    assert page.status_code == 200
-    assert "test write" in page.text
-    assert "Create a key" not in page.text
+    assert page.status_code == 403
+    assert "API keys are managed by owners and admins" in page.text
+    assert "test write" not in page.text
     before = _key_count(runtime, workspace)
+    token = csrf_from(overview.text)
     response = client.post(
-        "/dashboard/keys", data={"csrf_token": csrf_from(page.text), "name": "x", "kind": "secret"}
+        "/dashboard/keys", data={"csrf_token": token, "name": "x", "kind": "secret"}
     )
     assert response.status_code == 403
+    with runtime.session_factory() as session:
+        key_id = session.scalars(
+            select(ApiKey.id).where(ApiKey.workspace_id == workspace.id)
+        ).first()
+    revoke = client.post(f"/dashboard/keys/{key_id}/revoke", data={"csrf_token": token})
+    assert revoke.status_code == 403
     assert _key_count(runtime, workspace) == before
+    with runtime.session_factory() as session:
+        assert session.get(ApiKey, key_id).revoked_at is None  # type: ignore[union-attr]
 
 
 def test_an_admin_creates_a_key_shown_once(
@@ -189,6 +203,16 @@ def test_an_admin_creates_a_key_shown_once(
         == 200
     )
     assert plaintext not in client.get("/dashboard/keys").text
+    exported = client.get("/dashboard/keys?format=csv")
+    assert exported.headers["content-disposition"] == 'attachment; filename="api-keys.csv"'
+    rows = [line.split(",") for line in exported.text.splitlines()]
+    assert rows[0] == ["name", "kind", "prefix", "created_at", "last_used_at", "revoked_at"]
+    assert sorted((row[0], row[1], row[5]) for row in rows[1:]) == [
+        ("Warehouse", "secret", ""),
+        ("test secret", "secret", ""),
+        ("test write", "write", ""),
+    ]
+    assert plaintext not in exported.text
 
 
 def test_a_session_only_sees_its_own_workspace(

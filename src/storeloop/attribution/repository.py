@@ -517,3 +517,46 @@ class AttributionRepository:
             (row[0], row[1], Decimal(str(row[2] or 0)), Decimal(str(row[3] or 0)))
             for row in self.session.execute(query)
         ]
+
+    def credited_orders(
+        self,
+        *,
+        model: str,
+        influencer_id: uuid.UUID | None,
+        campaign_id: uuid.UUID | None,
+        date_from: datetime | None,
+        date_to: datetime | None,
+        limit: int,
+    ) -> list[tuple[uuid.UUID, datetime, str, Decimal, Decimal]]:
+        """(order id, placed at, currency, credit, revenue) of the orders credited, in part, to
+        this influencer and/or campaign under ``model``, most recently placed first."""
+        query = (
+            select(
+                AttributionCredit.order_id,
+                AttributionCredit.placed_at,
+                AttributionCredit.currency,
+                func.sum(AttributionCredit.credit),
+                func.sum(AttributionCredit.revenue),
+            )
+            .where(
+                AttributionCredit.workspace_id == self.workspace_id,
+                AttributionCredit.model == model,
+            )
+            .group_by(
+                AttributionCredit.order_id, AttributionCredit.placed_at, AttributionCredit.currency
+            )
+            .order_by(AttributionCredit.placed_at.desc(), AttributionCredit.order_id.desc())
+            .limit(limit)
+        )
+        if influencer_id is not None:
+            query = query.where(AttributionCredit.influencer_id == influencer_id)
+        if campaign_id is not None:
+            query = query.where(AttributionCredit.campaign_id == campaign_id)
+        if date_from is not None:
+            query = query.where(AttributionCredit.placed_at >= date_from)
+        if date_to is not None:
+            query = query.where(AttributionCredit.placed_at < date_to)
+        return [
+            (row[0], row[1], row[2], Decimal(str(row[3] or 0)), Decimal(str(row[4] or 0)))
+            for row in self.session.execute(query)
+        ]

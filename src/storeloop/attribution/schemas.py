@@ -85,6 +85,16 @@ class AttributionReport(BaseModel):
     rows: list[ReportRow]
 
 
+class CreditedOrder(BaseModel):
+    """One order's credit to an influencer or campaign under one model."""
+
+    order_id: uuid.UUID
+    placed_at: datetime
+    currency: str
+    credit: Decimal
+    revenue: Decimal
+
+
 class RecomputeResult(BaseModel):
     orders_marked: int
     # Touchpoints whose channel changed under the current channel rules.

@@ -20,12 +20,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from storeloop.analytics.marks import mark_order_days
 from storeloop.attribution import models
 from storeloop.attribution.channels import DIRECT
 from storeloop.attribution.models import Journey, JourneySet, Touch
 from storeloop.attribution.repository import AttributionRepository, stale_orders
 from storeloop.attribution.schemas import (
     AttributionReport,
+    CreditedOrder,
     CreditLine,
     ExplainedTouchpoint,
     ModelCredits,
@@ -307,6 +309,8 @@ def _attribute_workspace(
     repository = AttributionRepository(session, workspace_id)
     rules = workspace_rules(session, workspace_id)
     orders = repository.orders(order_ids)
+    # Whatever the outcome, these orders' days are rolled up again (ADR 0008).
+    mark_order_days(session, workspace_id, orders)
     versions = {order.id: (order.id, order.updated_at) for order in orders}
     touchpoints = OrderTouchpoints(repository, channel_rules_of(session, workspace_id))
     failed = _store_touchpoints(session, touchpoints, orders)
@@ -358,6 +362,7 @@ def _set_aside(session: Session, workspace_id: uuid.UUID, order_ids: Sequence[uu
         with session.begin_nested():
             repository = AttributionRepository(session, workspace_id)
             orders = repository.orders(order_ids)
+            mark_order_days(session, workspace_id, orders)
             repository.delete_credits_of(order_ids)
             cleared = repository.mark_all_attributed(
                 [(order.id, order.updated_at) for order in orders], None
@@ -555,6 +560,18 @@ def _costs(
     return costs, names
 
 
+def group_costs(
+    session: Session,
+    workspace_id: uuid.UUID,
+    group_by: str,
+    date_from: datetime | None,
+    date_to: datetime | None,
+) -> tuple[dict[tuple[Any, str], Decimal], dict[Any, str]]:
+    """Cost per (group key, currency) of the campaigns running in the range, and group names
+    (influencer, campaign, channel or post)."""
+    return _costs(AttributionRepository(session, workspace_id), group_by, date_from, date_to)
+
+
 def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
     if denominator == 0:
         return None
@@ -602,6 +619,45 @@ def report(
     return AttributionReport(
         group_by=group_by, model=model, date_from=date_from, date_to=date_to, rows=rows
     )
+
+
+def credited_orders(
+    session: Session,
+    workspace_id: uuid.UUID,
+    *,
+    model: str,
+    influencer_id: uuid.UUID | None = None,
+    campaign_id: uuid.UUID | None = None,
+    date_from: datetime | None = None,
+    date_to: datetime | None = None,
+    limit: int = 50,
+) -> list[CreditedOrder]:
+    """The orders an influencer and/or campaign earned credit for under ``model`` (placed in
+    [date_from, date_to)), most recent first, with the summed credit and revenue of each."""
+    if model not in models.MODELS:
+        raise ValidationFailed(f"model is one of {', '.join(models.MODELS)}", field="model")
+    if influencer_id is None and campaign_id is None:
+        raise ValidationFailed("name an influencer or a campaign", field="influencer_id")
+    if not 1 <= limit <= 500:
+        raise ValidationFailed("limit must be between 1 and 500", field="limit")
+    rows = AttributionRepository(session, workspace_id).credited_orders(
+        model=model,
+        influencer_id=influencer_id,
+        campaign_id=campaign_id,
+        date_from=date_from,
+        date_to=date_to,
+        limit=limit,
+    )
+    return [
+        CreditedOrder(
+            order_id=order_id,
+            placed_at=as_utc(placed_at),
+            currency=currency,
+            credit=credit.quantize(models.CREDIT_QUANTUM),
+            revenue=revenue.quantize(REVENUE_QUANTUM),
+        )
+        for order_id, placed_at, currency, credit, revenue in rows
+    ]
 
 
 REPORT_COLUMNS = (

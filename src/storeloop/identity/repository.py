@@ -610,6 +610,15 @@ class IdentityRepository:
                 .values(profile_id=new)
             )
 
+    def has_events(self) -> bool:
+        """Whether the workspace has stored any event (one index probe)."""
+        return (
+            self.session.scalar(
+                select(Event.id).where(Event.workspace_id == self.workspace_id).limit(1)
+            )
+            is not None
+        )
+
     def events_of_profile(
         self, profile_id: uuid.UUID, *, limit: int, before: tuple[datetime, uuid.UUID] | None
     ) -> Sequence[Event]:

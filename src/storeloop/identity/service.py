@@ -675,3 +675,8 @@ def profile_timeline(
         )
     next_cursor = _encode_cursor(items[-1].timestamp, items[-1].id) if len(events) > limit else None
     return TimelinePage(profile.id, items, next_cursor)
+
+
+def has_events(session: Session, workspace_id: uuid.UUID) -> bool:
+    """Whether any event of the workspace has been stored: the dashboard's first-run check."""
+    return IdentityRepository(session, workspace_id).has_events()

@@ -77,6 +77,25 @@ class MarketingRepository:
             query.order_by(model.created_at.desc(), model.id.desc()).limit(limit)
         ).all()
 
+    def names(
+        self,
+        model: type[Influencer] | type[Campaign],
+        ids: Collection[uuid.UUID] | None,
+        limit: int,
+    ) -> dict[uuid.UUID, str]:
+        """id -> name of these rows (all of them, by name, up to ``limit``, when ids is None)."""
+        base = select(model.id, model.name).where(model.workspace_id == self.workspace_id)
+        if ids is None:
+            rows = self.session.execute(base.order_by(model.name, model.id).limit(limit))
+            return {row_id: name for row_id, name in rows}  # noqa: C416
+        found: dict[uuid.UUID, str] = {}
+        wanted = sorted(ids)
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            rows = self.session.execute(base.where(model.id.in_(chunk)))
+            found.update({row_id: name for row_id, name in rows})  # noqa: C416
+        return found
+
     # -- influencers -----------------------------------------------------------------------
 
     def influencers_named(self, name: str) -> Sequence[Influencer]:

@@ -179,6 +179,22 @@ class OrderRepository:
             query.order_by(Order.placed_at.desc(), Order.id.desc()).limit(limit)
         ).all()
 
+    def created_after(
+        self, after: datetime, *, placed_from: datetime, limit: int
+    ) -> Sequence[Order]:
+        """Orders first stored after ``after``, oldest first. ``placed_from`` bounds the scan to
+        recent orders through the (workspace, placed_at) index: there is no index on created_at."""
+        return self.session.scalars(
+            select(Order)
+            .where(
+                Order.workspace_id == self.workspace_id,
+                Order.placed_at >= placed_from,
+                Order.created_at > after,
+            )
+            .order_by(Order.created_at, Order.id)
+            .limit(limit)
+        ).all()
+
     def delivery_seen(self, provider: str, delivery_id: str) -> bool:
         return (
             self.session.scalar(

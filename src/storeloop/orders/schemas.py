@@ -214,6 +214,18 @@ class OrderDetail(OrderSummary):
     refunds: list[RefundOut]
 
 
+class OrderNotice(BaseModel):
+    """A newly stored order as the live dashboard announces it: no personal data."""
+
+    id: uuid.UUID
+    source: str
+    status: str
+    currency: str
+    total: Decimal
+    placed_at: datetime
+    created_at: datetime
+
+
 class OrderPage(BaseModel):
     items: list[OrderSummary]
     next_cursor: str | None

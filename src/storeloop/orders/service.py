@@ -12,13 +12,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import orjson
 from sqlalchemy.orm import Session
 
+from storeloop.analytics.marks import mark_order_days
 from storeloop.identity.graph import EMAIL
 from storeloop.identity.normalize import normalize_email
 from storeloop.identity.schemas import Observation
@@ -40,6 +41,7 @@ from storeloop.orders.schemas import (
     OrderInput,
     OrderLineInput,
     OrderLineOut,
+    OrderNotice,
     OrderPage,
     OrderSummary,
     RefundInput,
@@ -339,6 +341,9 @@ class OrderWriter:
             values["customer_email_index"] = _email_index(self.cipher, customer)
         if profile_id is not None:
             values["profile_id"] = profile_id
+        if values["placed_at"] != as_utc(order.placed_at):
+            # The order moves to another day: the day it leaves is recomputed too.
+            mark_order_days(self.session, self.workspace_id, [order])
         attribution_fields = {
             "total",
             "currency",
@@ -674,6 +679,34 @@ def list_orders(
         encode_cursor(rows[limit - 1].placed_at, rows[limit - 1].id) if len(rows) > limit else None
     )
     return OrderPage(items=items, next_cursor=next_cursor)
+
+
+# An order is announced live only if it was placed this recently before the cursor: it keeps the
+# poll on the (workspace, placed_at) index, and an old order imported today is no news.
+NOTICE_PLACED_WINDOW = timedelta(days=2)
+
+
+def orders_created_after(
+    session: Session, workspace_id: uuid.UUID, after: datetime, *, limit: int = 50
+) -> list[OrderNotice]:
+    """Orders stored after ``after`` (placed within NOTICE_PLACED_WINDOW of it), oldest first."""
+    check_limit(limit)
+    moment = as_utc(after)
+    rows = OrderRepository(session, workspace_id).created_after(
+        moment, placed_from=moment - NOTICE_PLACED_WINDOW, limit=limit
+    )
+    return [
+        OrderNotice(
+            id=row.id,
+            source=row.source,
+            status=row.status,
+            currency=row.currency,
+            total=row.total,
+            placed_at=as_utc(row.placed_at),
+            created_at=as_utc(row.created_at),
+        )
+        for row in rows
+    ]
 
 
 def get_order(

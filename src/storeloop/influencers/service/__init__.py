@@ -6,6 +6,7 @@ redirect applies again.
 """
 
 from storeloop.influencers.service.campaigns import (
+    campaign_names,
     create_campaign,
     get_campaign,
     list_campaigns,
@@ -34,6 +35,7 @@ from storeloop.influencers.service.common import (
 from storeloop.influencers.service.influencers import (
     create_influencer,
     get_influencer,
+    influencer_names,
     list_influencers,
     resolve_campaign,
     resolve_influencer,
@@ -81,6 +83,7 @@ __all__ = [
     "UnknownReference",
     "UnsupportedMediaType",
     "WebhookProvider",
+    "campaign_names",
     "count_csv_rows",
     "create_campaign",
     "create_discount_code",
@@ -97,6 +100,7 @@ __all__ = [
     "get_post",
     "get_store_settings",
     "import_posts",
+    "influencer_names",
     "list_campaigns",
     "list_discount_codes",
     "list_influencers",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -135,6 +136,18 @@ def list_campaigns(
     return CampaignPage(
         items=[_campaign_out(row, members[row.id]) for row in rows], next_cursor=next_cursor
     )
+
+
+def campaign_names(
+    session: Session,
+    workspace_id: uuid.UUID,
+    ids: Collection[uuid.UUID] | None = None,
+    *,
+    limit: int = 1000,
+) -> dict[uuid.UUID, str]:
+    """Names of these campaigns of the workspace; of all of them (by name, up to ``limit``)
+    when ``ids`` is None. Ids of other workspaces are left out."""
+    return MarketingRepository(session, workspace_id).names(Campaign, ids, limit)
 
 
 def update_campaign(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import orjson
@@ -146,6 +146,18 @@ def list_influencers(
         MarketingRepository(session, workspace_id), Influencer, filters, limit, cursor
     )
     return InfluencerPage(items=[_influencer_out(row) for row in rows], next_cursor=next_cursor)
+
+
+def influencer_names(
+    session: Session,
+    workspace_id: uuid.UUID,
+    ids: Collection[uuid.UUID] | None = None,
+    *,
+    limit: int = 1000,
+) -> dict[uuid.UUID, str]:
+    """Names of these influencers of the workspace; of all of them (by name, up to ``limit``)
+    when ``ids`` is None. Ids of other workspaces are left out."""
+    return MarketingRepository(session, workspace_id).names(Influencer, ids, limit)
 
 
 def update_influencer(

@@ -1,25 +1,22 @@
-"""Dashboard pages: sign-in and sign-out, the overview, and the workspace's API keys."""
+"""Sign-in, sign-out and the workspace's API keys (owners and admins only)."""
 
 from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from starlette.staticfiles import StaticFiles
 
+from storeloop.dashboard.csvfile import csv_response
 from storeloop.dashboard.web import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
-    CsrfFailed,
-    LoginRequired,
-    PageForbidden,
     StaffDep,
     check_csrf,
-    login_url,
     new_login_csrf,
     read_form,
     render,
+    require_key_access,
     runtime_of,
     safe_next,
     set_cookie,
@@ -119,23 +116,23 @@ async def logout(request: Request, staff: StaffDep) -> Response:
     return with_security_headers(response)
 
 
-@router.get("/dashboard")
-def overview(request: Request, staff: StaffDep) -> Response:
-    runtime = runtime_of(request)
-    with session_scope(runtime.session_factory) as session:
-        write_keys = [
-            key for key in list_api_keys(session, staff.workspace_id) if key.kind == "write"
-        ]
-    return render(
-        request,
-        "overview.html",
-        {"write_key_prefix": write_keys[0].prefix if write_keys else None},
-        staff=staff,
-    )
+KEY_COLUMNS = ("name", "kind", "prefix", "created_at", "last_used_at", "revoked_at")
 
 
 @router.get("/dashboard/keys")
 def keys_page(request: Request, staff: StaffDep) -> Response:
+    require_key_access(staff)
+    if request.query_params.get("format") == "csv":
+        with session_scope(runtime_of(request).session_factory) as session:
+            keys = list_api_keys(session, staff.workspace_id, include_revoked=True)
+        return csv_response(
+            "api-keys",
+            KEY_COLUMNS,
+            [
+                [key.name, key.kind, key.prefix, key.created_at, key.last_used_at, key.revoked_at]
+                for key in keys
+            ],
+        )
     return _keys_page(request, staff)
 
 
@@ -163,8 +160,7 @@ def _keys_page(
 async def create_key(request: Request, staff: StaffDep) -> Response:
     form = await read_form(request)
     check_csrf(staff.csrf_token, form.get("csrf_token"))
-    if not staff.can_manage_keys:
-        raise PageForbidden("Only owners and admins can create API keys.")
+    require_key_access(staff)
     try:
         kind = KeyKind(form.get("kind", ""))
     except ValueError:
@@ -182,43 +178,9 @@ async def create_key(request: Request, staff: StaffDep) -> Response:
 async def revoke_key(request: Request, staff: StaffDep, key_id: uuid.UUID) -> Response:
     form = await read_form(request)
     check_csrf(staff.csrf_token, form.get("csrf_token"))
-    if not staff.can_manage_keys:
-        raise PageForbidden("Only owners and admins can revoke API keys.")
+    require_key_access(staff)
     runtime = runtime_of(request)
     with session_scope(runtime.session_factory) as session:
         revoke_api_key(session, staff.workspace_id, key_id)
     runtime.authenticator.forget()
     return with_security_headers(RedirectResponse("/dashboard/keys", status_code=303))
-
-
-def install_dashboard(app: FastAPI) -> None:
-    """Mount the pages, the packaged static files and the page-style error handlers."""
-    app.mount(
-        "/static",
-        StaticFiles(packages=[("storeloop.dashboard", "static")]),
-        name="static",
-    )
-    app.include_router(router)
-
-    @app.exception_handler(LoginRequired)
-    async def login_required(_request: Request, exc: LoginRequired) -> Response:
-        return with_security_headers(RedirectResponse(login_url(exc.next_path), status_code=303))
-
-    @app.exception_handler(CsrfFailed)
-    async def csrf_failed(request: Request, _exc: CsrfFailed) -> Response:
-        return render(
-            request,
-            "error.html",
-            {
-                "title": "Form expired",
-                "message": "This form was stale or not sent from the dashboard. "
-                "Go back, reload the page and try again.",
-            },
-            status_code=403,
-        )
-
-    @app.exception_handler(PageForbidden)
-    async def page_forbidden(request: Request, exc: PageForbidden) -> Response:
-        return render(
-            request, "error.html", {"title": "Not allowed", "message": exc.message}, status_code=403
-        )
