@@ -65,18 +65,22 @@ class DerivationRunner:
         *,
         handlers: Sequence[Handler] = (),
         follow_ups: Sequence[FollowUp] = (),
+        jobs: Sequence[Callable[[], int]] = (),
         batch_size: int = 200,
     ) -> None:
         self.session_factory = session_factory
         self.keyring = keyring
         self.handlers = list(handlers)
         self.follow_ups = list(follow_ups)
+        # Run after the follow-ups, in transactions of their own (the analytics rollups).
+        self.jobs = list(jobs)
         self.batch_size = batch_size
 
     def process_once(self) -> int:
         """Derive from one batch of the queue, then run the follow-ups; returns work done."""
         done = self._derive_batch()
         done += self._run_follow_ups()
+        done += self._run_jobs()
         return done
 
     def drain(self) -> int:
@@ -173,6 +177,15 @@ class DerivationRunner:
             for handler in self.handlers:
                 handler(session, workspace_id, cipher, batch)
         session.execute(delete(DerivationTask).where(DerivationTask.event_id.in_(ids)))
+
+    def _run_jobs(self) -> int:
+        done = 0
+        for job in self.jobs:
+            try:
+                done += job()
+            except Exception:
+                logger.exception("job %s failed", getattr(job, "__name__", job))
+        return done
 
     def _run_follow_ups(self) -> int:
         done = 0

@@ -74,11 +74,9 @@ class Runtime:
             self.keyring,
             # Orders first: touchpoint handlers appended after may point at the order.
             handlers=[derive_orders, derive_touchpoints],
+            follow_ups=[attribute_stale_orders],
             # Then the dashboard's rollups of every day that changed (ADR 0008).
-            follow_ups=[
-                attribute_stale_orders,
-                RefreshRollups(settings.rollup_settle_seconds),
-            ],
+            jobs=[RefreshRollups(self.session_factory, settings.rollup_settle_seconds)],
         )
         # Tracked-link redirects: link cache, batched click writer, bot rules.
         self.tracking = Tracking(

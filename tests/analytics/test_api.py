@@ -295,6 +295,7 @@ def test_other_workspaces_see_nothing(
         ({"start": "2026-05-01", "end": "2026-05-02", "model": "guess"}, "model"),
         ({"start": "2026-05-01", "end": "2026-05-02", "device": "fridge"}, "device"),
         ({"start": "2020-01-01", "end": "2026-05-02"}, "start"),
+        ({"start": "9999-12-30", "end": "9999-12-31"}, "start"),
     ],
 )
 def test_bad_questions_name_the_field(

@@ -270,6 +270,43 @@ def test_rollups_equal_a_direct_computation_through_late_data_refunds_and_reattr
     joined = _assert_rollups_match(runtime, workspace.id)
     assert joined["sessions"] == split["sessions"] - 1
 
+    # An order just after midnight converts the session that began before it, on the day
+    # before: that day is rolled up again too.
+    night = FIRST_DAY + timedelta(days=1, hours=23, minutes=50)
+    send(
+        client,
+        workspace,
+        # Known from the start (no merge when the order comes, which would mark the day too).
+        [
+            message(
+                "page", "anon-night", night, "mobile", name="Home", userId="night-owl@example.com"
+            )
+        ],
+    )
+    settle(runtime)
+    send(
+        client,
+        workspace,
+        [
+            message(
+                "track",
+                "anon-night",
+                night + timedelta(minutes=15),
+                "mobile",
+                userId="night-owl@example.com",
+                event="Order Completed",
+                properties={
+                    "order_id": "night-1",
+                    "total": 42,
+                    "currency": "EUR",
+                    "products": [{"product_id": "sku-1", "price": 42, "quantity": 1}],
+                },
+            ),
+        ],
+    )
+    settle(runtime)
+    _assert_rollups_match(runtime, workspace.id)
+
     # A refund arrives for an order placed days ago: net revenue falls by exactly that much.
     refunded_id = traffic.order_ids[0]
     send(

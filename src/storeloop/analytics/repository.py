@@ -6,11 +6,22 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Collection, Iterable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, delete, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    and_,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from storeloop.kit.ids import new_id
@@ -34,6 +45,8 @@ from storeloop.models import (
 )
 
 _DIRTY = cast(Table, RollupDirtyDay.__table__)
+# A click's touchpoint is recorded a moment before the landing page view it leads to.
+LANDING_SLACK = timedelta(minutes=2)
 _CHUNK = 500
 # Touchpoints that start a visit; discount codes and shop-provided landings come with orders.
 VISIT_TOUCHPOINT_KINDS = ("click", "utm", "referrer")
@@ -61,7 +74,16 @@ def rolled_up_days(session: Session, workspace_id: uuid.UUID) -> list[date]:
     rows = session.scalars(
         select(TrafficRollup.day).where(TrafficRollup.workspace_id == workspace_id).distinct()
     )
-    return [day if isinstance(day, date) else date.fromisoformat(str(day)) for day in rows]
+    return [_as_date(day) for day in rows]
+
+
+def link_click_days(session: Session, workspace_id: uuid.UUID, link_id: uuid.UUID) -> list[date]:
+    rows = session.scalars(
+        select(ClickRollup.day)
+        .where(ClickRollup.workspace_id == workspace_id, ClickRollup.link_id == link_id)
+        .distinct()
+    )
+    return [_as_date(day) for day in rows]
 
 
 class DirtyDay(NamedTuple):
@@ -69,22 +91,24 @@ class DirtyDay(NamedTuple):
     day: date
 
 
-def due_days(session: Session, marked_before: datetime, limit: int) -> list[DirtyDay]:
-    """Dirty days of every workspace first marked before ``marked_before``, oldest mark first.
+def due_days(
+    session: Session, marked_before: datetime, limit: int, *, today: date | None = None
+) -> list[DirtyDay]:
+    """Dirty days of every workspace first marked before ``marked_before``: every workspace's
+    today first (a backlog of history must not hold up what the dashboard shows live), then the
+    oldest mark first.
 
     No row lock is taken: ``claim_day`` keeps two workers off the same day."""
     first_marked = func.min(RollupDirtyDay.marked_at)
+    is_today = case((RollupDirtyDay.day == today, 0), else_=1) if today else literal(1)
     query = (
         select(RollupDirtyDay.workspace_id, RollupDirtyDay.day)
         .group_by(RollupDirtyDay.workspace_id, RollupDirtyDay.day)
         .having(first_marked <= marked_before)
-        .order_by(first_marked, RollupDirtyDay.day)
+        .order_by(func.min(is_today), first_marked, RollupDirtyDay.day)
         .limit(limit)
     )
-    return [
-        DirtyDay(row[0], row[1] if isinstance(row[1], date) else date.fromisoformat(str(row[1])))
-        for row in session.execute(query)
-    ]
+    return [DirtyDay(row[0], _as_date(row[1])) for row in session.execute(query)]
 
 
 def claim_day(session: Session, dirty: DirtyDay) -> list[uuid.UUID] | None:
@@ -92,10 +116,7 @@ def claim_day(session: Session, dirty: DirtyDay) -> list[uuid.UUID] | None:
     recomputing it: on PostgreSQL a transaction-scoped advisory lock per (workspace, day);
     SQLite has one writer at a time already."""
     if session.get_bind().dialect.name == "postgresql":
-        digest = hashlib.blake2b(
-            dirty.workspace_id.bytes + dirty.day.isoformat().encode(), digest_size=8
-        ).digest()
-        key = int.from_bytes(digest, "big", signed=True)
+        key = _advisory_key(dirty.workspace_id, dirty.day.isoformat())
         if not session.scalar(select(func.pg_try_advisory_xact_lock(key))):
             return None
     return list(
@@ -108,24 +129,36 @@ def claim_day(session: Session, dirty: DirtyDay) -> list[uuid.UUID] | None:
     )
 
 
+def _advisory_key(workspace_id: uuid.UUID, name: str) -> int:
+    digest = hashlib.blake2b(workspace_id.bytes + name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def lock_cohorts(session: Session, workspace_id: uuid.UUID) -> None:
+    """On PostgreSQL, wait for any other rebuild of this workspace's cohorts to commit."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(_advisory_key(workspace_id, "cohorts"))))
+
+
+def workspaces_with_orders(session: Session) -> list[uuid.UUID]:
+    return list(session.scalars(select(OrderRollup.workspace_id).distinct()))
+
+
 def clear_marks(session: Session, mark_ids: Sequence[uuid.UUID]) -> None:
     """Delete the marks a recomputation read; later marks stay for the next pass."""
     for chunk in _chunks(sorted(mark_ids)):
         session.execute(delete(RollupDirtyDay).where(RollupDirtyDay.id.in_(chunk)))
 
 
-def pending_checkout_days(
-    session: Session, now: datetime
-) -> list[tuple[uuid.UUID, date, datetime]]:
-    """(workspace, day, computed at) of rollups computed while checkouts were still inside
-    their abandonment window, not already queued."""
-    computed_at = func.min(TrafficRollup.computed_at)
+def recheck_due_days(session: Session, now: datetime) -> list[tuple[uuid.UUID, date]]:
+    """(workspace, day) of rollups computed while checkouts were inside their abandonment
+    window, once the last of those windows has closed; oldest first, not already queued."""
+    recheck_at = func.min(TrafficRollup.recheck_at)
     rows = session.execute(
-        select(TrafficRollup.workspace_id, TrafficRollup.day, computed_at)
+        select(TrafficRollup.workspace_id, TrafficRollup.day)
         .where(
-            TrafficRollup.pending_checkouts > 0,
-            TrafficRollup.computed_at < now,
-            ~select(RollupDirtyDay.day)
+            TrafficRollup.recheck_at <= now,
+            ~select(RollupDirtyDay.id)
             .where(
                 RollupDirtyDay.workspace_id == TrafficRollup.workspace_id,
                 RollupDirtyDay.day == TrafficRollup.day,
@@ -133,9 +166,14 @@ def pending_checkout_days(
             .exists(),
         )
         .group_by(TrafficRollup.workspace_id, TrafficRollup.day)
+        .order_by(recheck_at)
         .limit(100)
     )
-    return [(row[0], row[1], as_utc(row[2])) for row in rows]
+    return [(row[0], _as_date(row[1])) for row in rows]
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 class DayEvent(NamedTuple):

@@ -21,6 +21,7 @@ from typing import Any
 from datasketches import hll_sketch
 
 from storeloop.analytics.repository import (
+    LANDING_SLACK,
     AnalyticsRepository,
     DayEvent,
     DayOrder,
@@ -36,8 +37,6 @@ from storeloop.models import (
 )
 
 SESSION_GAP = timedelta(minutes=30)
-# A click's touchpoint is recorded a moment before the landing page view it leads to.
-LANDING_SLACK = timedelta(minutes=2)
 # HyperLogLog precision: 2^12 registers, about 1.6% standard error; exact in its first modes.
 SKETCH_LG_K = 12
 DIRECT = "Direct"
@@ -130,6 +129,7 @@ class _TrafficCell:
     checkouts_started: int = 0
     abandoned_checkouts: int = 0
     pending_checkouts: int = 0
+    recheck_at: datetime | None = None
 
 
 @dataclass
@@ -258,6 +258,10 @@ def compute_day(
                 continue
             if now < started + window:
                 cell.pending_checkouts += 1
+                closes = started + window
+                cell.recheck_at = (
+                    closes if cell.recheck_at is None else max(cell.recheck_at, closes)
+                )
             else:
                 cell.abandoned_checkouts += 1
         hour_cell = hourly[(hour_of(session.start), dimensions)]
@@ -349,6 +353,7 @@ def compute_day(
                 "checkouts_started": cell.checkouts_started,
                 "abandoned_checkouts": cell.abandoned_checkouts,
                 "pending_checkouts": cell.pending_checkouts,
+                "recheck_at": cell.recheck_at,
                 "computed_at": now,
             }
             for dims, cell in traffic.items()

@@ -17,6 +17,9 @@ from pydantic import BaseModel, Field
 Granularity = Literal["hour", "day", "week"]
 GroupBy = Literal["influencer", "campaign", "channel", "post", "link"]
 DEVICES = ("mobile", "tablet", "desktop", "bot", "unknown")
+# Days a question may name: anything outside is a mistake (and 9999-12-31 has no next day).
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2199, 12, 31)
 
 
 class KpiQuery(BaseModel):

@@ -21,6 +21,8 @@ from storeloop.analytics.repository import AnalyticsRepository
 from storeloop.analytics.rollups import SKETCH_LG_K
 from storeloop.analytics.schemas import (
     DEVICES,
+    FIRST_DAY,
+    LAST_DAY,
     Breakdown,
     BreakdownRow,
     Cohort,
@@ -37,7 +39,7 @@ from storeloop.analytics.schemas import (
     TimeSeries,
 )
 from storeloop.attribution.models import MODELS
-from storeloop.attribution.service import csv_cell, group_costs
+from storeloop.attribution.service import CostFilters, csv_cell, group_costs
 from storeloop.kit.errors import ValidationFailed
 from storeloop.kit.money import MONEY_QUANTUM
 from storeloop.kit.timeutil import as_utc
@@ -65,7 +67,17 @@ GROUP_LABELS = {
 # -- validation and filters ----------------------------------------------------------------
 
 
+def _check_days(start: date, end: date) -> None:
+    for name, day in (("start", start), ("end", end)):
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise ValidationFailed(
+                f"{name} must fall between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}",
+                field=name,
+            )
+
+
 def validate(query: KpiQuery) -> None:
+    _check_days(query.start, query.end)
     if query.end < query.start:
         raise ValidationFailed("end must not be before start", field="end")
     if (query.end - query.start).days >= MAX_RANGE_DAYS:
@@ -387,6 +399,7 @@ def cohorts(
     end: date,
     currency: str | None = None,
 ) -> Cohorts:
+    _check_days(start, end)
     if end < start:
         raise ValidationFailed("end must not be before start", field="end")
     repository = AnalyticsRepository(session, workspace_id)
@@ -499,7 +512,19 @@ def breakdown(
     if group_by == "link":
         names.update(repository.link_codes())
     else:
-        group_cost, group_names = group_costs(session, workspace_id, group_by, date_from, date_to)
+        group_cost, group_names = group_costs(
+            session,
+            workspace_id,
+            group_by,
+            date_from,
+            date_to,
+            CostFilters(
+                campaign_id=query.campaign_id,
+                channel=query.channel,
+                influencer_id=query.influencer_id,
+                post_id=query.post_id,
+            ),
+        )
         for (key, cost_currency), cost in group_cost.items():
             if currency is None or cost_currency == currency:
                 costs[key_of(key)] += cost

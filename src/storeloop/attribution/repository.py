@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar, cast
 
@@ -13,6 +13,8 @@ from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from storeloop.analytics.repository import LANDING_SLACK, mark_days
+from storeloop.kit.timeutil import as_utc
 from storeloop.models import (
     AttributionCredit,
     Campaign,
@@ -153,6 +155,13 @@ class AttributionRepository:
                     index_elements=["workspace_id", "dedupe_key"]
                 )
             )
+        # A landing decides its sessions' channel: their days are rolled up again (ADR 0008),
+        # the next day too when a click just before midnight lands a session just after it.
+        days: set[date] = set()
+        for row in rows:
+            moment = as_utc(row["occurred_at"])
+            days.update({moment.date(), (moment + LANDING_SLACK).date()})
+        mark_days(self.session, self.workspace_id, days)
 
     def touchpoints_of(
         self, profile_ids: Collection[uuid.UUID], anonymous_ids: Collection[str]

@@ -516,48 +516,80 @@ def _costs(
     group_by: str,
     date_from: datetime | None,
     date_to: datetime | None,
+    filters: CostFilters | None = None,
 ) -> tuple[dict[tuple[Any, str], Decimal], dict[Any, str]]:
-    """Cost per (group key, currency) of the campaigns running in the range, and group names."""
-    campaigns = {
-        campaign_id: campaign
-        for campaign_id, campaign in repository.campaigns().items()
+    """Cost per (group key, currency) of the campaigns running in the range, and group names.
+
+    A campaign's cost is split evenly among its influencers (grouped by influencer) or posts
+    (grouped by post). With filters, only the campaigns they select count, and only the share of
+    the influencer or post filtered on."""
+    filters = filters or CostFilters()
+    members: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    for campaign_id, influencer_id in repository.campaign_influencers():
+        members[campaign_id].append(influencer_id)
+    posts = repository.posts()
+    posts_of: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    for post in posts:
+        if post.campaign_id is not None:
+            posts_of[post.campaign_id].append(post.id)
+    campaigns = [
+        campaign
+        for campaign in repository.campaigns().values()
         if _overlaps(campaign, date_from, date_to)
-    }
+        and (filters.campaign_id is None or campaign.id == filters.campaign_id)
+        and (filters.channel is None or campaign.channel == filters.channel)
+        and (filters.influencer_id is None or filters.influencer_id in members[campaign.id])
+        and (filters.post_id is None or filters.post_id in posts_of[campaign.id])
+    ]
+
+    def shares(campaign: Campaign, group: str) -> list[tuple[Any, Decimal]]:
+        """(group key, share of the campaign's cost) under the filters."""
+        cost = _campaign_cost(campaign)
+        if filters.influencer_id is not None:
+            cost /= len(members[campaign.id])
+        if filters.post_id is not None:
+            cost /= len(posts_of[campaign.id])
+        if group == "campaign":
+            return [(campaign.id, cost)]
+        if group == "channel":
+            return [(campaign.channel, cost)]
+        if group == "influencer":
+            if filters.influencer_id is not None:
+                return [(filters.influencer_id, cost)]
+            everyone = members.get(campaign.id, [])
+            return [(influencer_id, cost / len(everyone)) for influencer_id in everyone]
+        if filters.post_id is not None:
+            return [(filters.post_id, cost)]
+        campaign_posts = posts_of.get(campaign.id, [])
+        return [(post_id, cost / len(campaign_posts)) for post_id in campaign_posts]
+
     costs: dict[tuple[Any, str], Decimal] = defaultdict(Decimal)
     names: dict[Any, str] = {}
     if group_by == "campaign":
         for campaign in repository.campaigns().values():
             names[campaign.id] = campaign.name
-        for campaign in campaigns.values():
-            costs[(campaign.id, campaign.currency)] += _campaign_cost(campaign)
     elif group_by == "channel":
-        for campaign in campaigns.values():
+        for campaign in campaigns:
             names[campaign.channel] = campaign.channel
-            costs[(campaign.channel, campaign.currency)] += _campaign_cost(campaign)
     elif group_by == "influencer":
         names.update(repository.influencer_names())
-        members: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
-        for campaign_id, influencer_id in repository.campaign_influencers():
-            members[campaign_id].append(influencer_id)
-        for campaign in campaigns.values():
-            influencers = members.get(campaign.id, [])
-            for influencer_id in influencers:
-                share = _campaign_cost(campaign) / len(influencers)
-                costs[(influencer_id, campaign.currency)] += share
     else:
-        posts = repository.posts()
-        posts_of: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
         for post in posts:
             names[post.id] = post.url
-            if post.campaign_id is not None:
-                posts_of[post.campaign_id].append(post.id)
-        for campaign in campaigns.values():
-            campaign_posts = posts_of.get(campaign.id, [])
-            for post_id in campaign_posts:
-                costs[(post_id, campaign.currency)] += _campaign_cost(campaign) / len(
-                    campaign_posts
-                )
+    for campaign in campaigns:
+        for key, share in shares(campaign, group_by):
+            costs[(key, campaign.currency)] += share
     return costs, names
+
+
+@dataclass(frozen=True)
+class CostFilters:
+    """Which campaigns' costs count: those of a campaign, a channel, an influencer, a post."""
+
+    campaign_id: uuid.UUID | None = None
+    channel: str | None = None
+    influencer_id: uuid.UUID | None = None
+    post_id: uuid.UUID | None = None
 
 
 def group_costs(
@@ -566,10 +598,13 @@ def group_costs(
     group_by: str,
     date_from: datetime | None,
     date_to: datetime | None,
+    filters: CostFilters | None = None,
 ) -> tuple[dict[tuple[Any, str], Decimal], dict[Any, str]]:
     """Cost per (group key, currency) of the campaigns running in the range, and group names
     (influencer, campaign, channel or post)."""
-    return _costs(AttributionRepository(session, workspace_id), group_by, date_from, date_to)
+    return _costs(
+        AttributionRepository(session, workspace_id), group_by, date_from, date_to, filters
+    )
 
 
 def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from storeloop.analytics.repository import mark_days, rolled_up_days
 from storeloop.attribution.channels import (
     CLICK_ID_PARAMETERS,
     DIRECT,
@@ -539,4 +540,7 @@ def reclassify_touchpoints(session: Session, workspace_id: uuid.UUID) -> int:
         != row.channel
     }
     repository.set_touchpoint_channels(changes)
+    if changes:
+        # Sessions take their landing's channel: every rolled-up day is counted again.
+        mark_days(session, workspace_id, rolled_up_days(session, workspace_id))
     return len(changes)

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from storeloop.analytics.schemas import DEVICES, KpiQuery
+from storeloop.analytics.schemas import DEVICES, FIRST_DAY, LAST_DAY, KpiQuery
 from storeloop.attribution.models import MODELS
 
 PRESETS: dict[str, int | None] = {"today": 1, "7d": 7, "30d": 30, "90d": 90, "custom": None}
@@ -247,7 +247,12 @@ def parse_filters(params: Mapping[str, str], today: date) -> Filters:
         parsed_end = _date(end_text, "end", errors)
         if parsed_start is not None and parsed_end is not None:
             start, end = parsed_start, parsed_end
-            if start > end:
+            if not (FIRST_DAY <= start <= LAST_DAY and FIRST_DAY <= end <= LAST_DAY):
+                errors.append(
+                    f"Dates fall between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}."
+                )
+                start = end = today
+            elif start > end:
                 errors.append("The start date is after the end date.")
             elif (end - start).days + 1 > MAX_RANGE_DAYS:
                 errors.append(f"A date range covers at most {MAX_RANGE_DAYS} days.")

@@ -43,7 +43,10 @@ class TrafficRollup(Base):
     device: the measures are sums; visitors are a HyperLogLog sketch to union across days."""
 
     __tablename__ = "traffic_rollups"
-    __table_args__ = (Index("ix_traffic_rollups_workspace_day", "workspace_id", "day"),)
+    __table_args__ = (
+        Index("ix_traffic_rollups_workspace_day", "workspace_id", "day"),
+        Index("ix_traffic_rollups_recheck", "recheck_at"),
+    )
 
     id: Mapped[uuid.UUID] = id_column()
     workspace_id: Mapped[uuid.UUID]
@@ -64,8 +67,9 @@ class TrafficRollup(Base):
     checkouts_started: Mapped[int]
     abandoned_checkouts: Mapped[int]
     # Checkouts still inside the abandonment window when the day was computed: the job
-    # recomputes the day once the window has passed.
+    # recomputes the day at ``recheck_at``, once the last of their windows has passed.
     pending_checkouts: Mapped[int]
+    recheck_at: Mapped[datetime | None]
     computed_at: Mapped[datetime]
 
 

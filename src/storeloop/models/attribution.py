@@ -48,6 +48,8 @@ class Touchpoint(Base):
         UniqueConstraint("workspace_id", "dedupe_key"),
         Index("ix_touchpoints_workspace_profile_time", "workspace_id", "profile_id", "occurred_at"),
         Index("ix_touchpoints_workspace_anonymous", "workspace_id", "anonymous_id"),
+        # A day's landings, read by the rollup job.
+        Index("ix_touchpoints_workspace_time", "workspace_id", "occurred_at"),
     )
 
     id: Mapped[uuid.UUID] = id_column()
@@ -77,7 +79,11 @@ class AttributionCredit(Base):
     """The share of one order credited to one touchpoint (or channel) under one model."""
 
     __tablename__ = "attribution_credits"
-    __table_args__ = (Index("ix_attribution_credits_workspace_model", "workspace_id", "model"),)
+    __table_args__ = (
+        Index("ix_attribution_credits_workspace_model", "workspace_id", "model"),
+        # A day's credits, read by the rollup job and the influencer page.
+        Index("ix_attribution_credits_workspace_placed", "workspace_id", "placed_at"),
+    )
 
     order_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True

@@ -22,6 +22,9 @@ class Order(Base):
         Index("ix_orders_workspace_placed", "workspace_id", "placed_at"),
         Index("ix_orders_workspace_profile", "workspace_id", "profile_id"),
         Index("ix_orders_workspace_stale", "workspace_id", "attribution_stale"),
+        # A customer's other orders (first or repeat), read by the rollup job.
+        Index("ix_orders_workspace_customer", "workspace_id", "customer_external_id"),
+        Index("ix_orders_workspace_email", "workspace_id", "customer_email_index"),
     )
 
     id: Mapped[uuid.UUID] = id_column()

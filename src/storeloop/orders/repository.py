@@ -180,20 +180,24 @@ class OrderRepository:
         ).all()
 
     def created_after(
-        self, after: datetime, *, placed_from: datetime, limit: int
+        self,
+        after: datetime,
+        *,
+        placed_from: datetime,
+        limit: int,
+        exclude: Collection[uuid.UUID] = (),
     ) -> Sequence[Order]:
-        """Orders first stored after ``after``, oldest first. ``placed_from`` bounds the scan to
-        recent orders through the (workspace, placed_at) index: there is no index on created_at."""
-        return self.session.scalars(
-            select(Order)
-            .where(
-                Order.workspace_id == self.workspace_id,
-                Order.placed_at >= placed_from,
-                Order.created_at > after,
-            )
-            .order_by(Order.created_at, Order.id)
-            .limit(limit)
-        ).all()
+        """Orders first stored after ``after``, oldest first, leaving out ``exclude`` (already
+        seen). ``placed_from`` bounds the scan to recent orders through the (workspace,
+        placed_at) index."""
+        query = select(Order).where(
+            Order.workspace_id == self.workspace_id,
+            Order.placed_at >= placed_from,
+            Order.created_at > after,
+        )
+        if exclude:
+            query = query.where(Order.id.not_in(list(exclude)))
+        return self.session.scalars(query.order_by(Order.created_at, Order.id).limit(limit)).all()
 
     def delivery_seen(self, provider: str, delivery_id: str) -> bool:
         return (

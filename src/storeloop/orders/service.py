@@ -10,7 +10,7 @@ Flushes, never commits.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -19,7 +19,8 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
-from storeloop.analytics.marks import mark_order_days
+from storeloop.analytics.marks import mark_order_days, mark_profile_days
+from storeloop.attribution.service import mark_profile_orders_stale
 from storeloop.identity.graph import EMAIL
 from storeloop.identity.normalize import normalize_email
 from storeloop.identity.schemas import Observation
@@ -251,8 +252,15 @@ class OrderWriter:
             self.cipher,
             list(observations.values()),
             default_phone_region=self.phone_region(),
+            on_merge=self._profiles_merged,
         )
         return {external_of[message]: profile for message, profile in resolved.items()}
+
+    def _profiles_merged(self, profile_ids: Collection[uuid.UUID]) -> None:
+        """An order joined profiles: their journeys (re-attribution) and visits (rollups) are
+        one customer's now, as when events merge them."""
+        mark_profile_orders_stale(self.session, self.workspace_id, profile_ids)
+        mark_profile_days(self.session, self.workspace_id, profile_ids)
 
     def _new_order(self, order_input: OrderInput, profile_id: uuid.UUID | None) -> Order:
         order_id = new_id()
@@ -341,8 +349,13 @@ class OrderWriter:
             values["customer_email_index"] = _email_index(self.cipher, customer)
         if profile_id is not None:
             values["profile_id"] = profile_id
-        if values["placed_at"] != as_utc(order.placed_at):
-            # The order moves to another day: the day it leaves is recomputed too.
+        # Rolled up by its day and its customer: when either moves, the days it leaves (and its
+        # former customer's later orders, which may now be first orders) are recomputed too.
+        regrouped = values["placed_at"] != as_utc(order.placed_at) or any(
+            key in values and values[key] != getattr(order, key)
+            for key in ("customer_external_id", "customer_email_index", "profile_id")
+        )
+        if regrouped:
             mark_order_days(self.session, self.workspace_id, [order])
         attribution_fields = {
             "total",
@@ -363,6 +376,9 @@ class OrderWriter:
                 setattr(order, key, value)
                 changed = True
                 stale = stale or key in attribution_fields
+        if regrouped:
+            self.session.flush()
+            mark_order_days(self.session, self.workspace_id, [order])
         customer_document = customer.sealed_document() if customer else {}
         if customer is not None and customer_document != _open_customer(self.cipher, order):
             order.customer_sealed = (
@@ -687,13 +703,19 @@ NOTICE_PLACED_WINDOW = timedelta(days=2)
 
 
 def orders_created_after(
-    session: Session, workspace_id: uuid.UUID, after: datetime, *, limit: int = 50
+    session: Session,
+    workspace_id: uuid.UUID,
+    after: datetime,
+    *,
+    limit: int = 50,
+    exclude: Collection[uuid.UUID] = (),
 ) -> list[OrderNotice]:
-    """Orders stored after ``after`` (placed within NOTICE_PLACED_WINDOW of it), oldest first."""
+    """Orders stored after ``after`` (placed within NOTICE_PLACED_WINDOW of it), oldest first,
+    leaving out the ids in ``exclude`` (already announced)."""
     check_limit(limit)
     moment = as_utc(after)
     rows = OrderRepository(session, workspace_id).created_after(
-        moment, placed_from=moment - NOTICE_PLACED_WINDOW, limit=limit
+        moment, placed_from=moment - NOTICE_PLACED_WINDOW, limit=limit, exclude=exclude
     )
     return [
         OrderNotice(

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storeloop.analytics.repository import link_click_days, mark_days
 from storeloop.influencers.repository import MarketingRepository
 from storeloop.influencers.schemas import (
     LinkCreate,
@@ -181,6 +182,13 @@ def update_link(
         campaign_id=changes.get("campaign_id", link.campaign_id),
         post_id=changes.get("post_id"),
     )
+    if any(
+        name in changes and changes[name] != getattr(link, name)
+        for name in ("influencer_id", "campaign_id", "post_id")
+    ):
+        # Click rollups carry the link's influencer, campaign and post: the days with its
+        # clicks are rolled up again (ADR 0008).
+        mark_days(session, workspace_id, link_click_days(session, workspace_id, link.id))
     for name in ("influencer_id", "campaign_id", "post_id", "is_active"):
         if name in changes:
             setattr(link, name, changes[name])

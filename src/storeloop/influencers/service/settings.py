@@ -172,6 +172,9 @@ def update_store_settings(
         row.allowed_domains = _domains(changes["allowed_domains"])
     if "channel_rules" in changes:
         row.channel_rules = _channel_rules(update.channel_rules or [])
+    window_changed = changes.get("abandonment_minutes", row.abandonment_minutes) != (
+        row.abandonment_minutes
+    )
     for name in (
         "lookback_days",
         "time_decay_half_life_days",
@@ -180,7 +183,7 @@ def update_store_settings(
     ):
         if name in changes:
             setattr(row, name, changes[name])
-    if "abandonment_minutes" in changes:
+    if window_changed:
         # Every rolled-up day's abandoned checkouts are counted again under the new window.
         mark_days(session, workspace_id, rolled_up_days(session, workspace_id))
     for provider, (column, aad_column) in _SECRET_COLUMNS.items():
