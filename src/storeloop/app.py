@@ -18,6 +18,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from storeloop import __version__
+from storeloop.analytics.endpoints import router as analytics_router
 from storeloop.attribution.endpoints import orders_router as order_attribution_router
 from storeloop.attribution.endpoints import router as attribution_router
 from storeloop.config import Settings, get_settings
@@ -29,7 +30,7 @@ from storeloop.kit.errors import StoreloopError, error_body, error_document
 from storeloop.orders.endpoints import router as orders_router
 from storeloop.orders.endpoints import webhooks_router as order_webhooks_router
 from storeloop.runtime import Runtime
-from storeloop.tracking.endpoints import TrackingRoutes
+from storeloop.tracking.endpoints import TrackingRoutes, click_import_router
 from storeloop.workspaces.endpoints import router as workspaces_router
 
 logger = logging.getLogger(__name__)
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # /r/{code}, /t.js and /t/ctx: plain ASGI in front of everything (added last = outermost).
     app.add_middleware(TrackingRoutes)
     app.include_router(ingestion_router)
+    app.include_router(analytics_router)
     app.include_router(workspaces_router)
     app.include_router(profiles_router)
     app.include_router(order_attribution_router)
@@ -155,6 +157,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(orders_router)
     app.include_router(order_webhooks_router)
     app.include_router(influencers_router)
+    app.include_router(click_import_router)
     install_dashboard(app)
 
     @app.get("/healthz", tags=["operations"])

@@ -20,7 +20,14 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from storeloop import migrate as migrations
 from storeloop.config import ConfigurationError, Settings, get_settings
 from storeloop.db import create_db_engine, make_session_factory, session_scope
+from storeloop.demostore.loader import DEMO_VISITORS_PER_DAY
 from storeloop.influencers import schemas as influencer_schemas
 from storeloop.influencers import service as influencers
 from storeloop.kit.crypto import InstanceCipher, unwrap_data_key
@@ -323,14 +331,28 @@ def doctor() -> None:
 @app.command()
 def demo(
     port: Annotated[int, typer.Option(help="port to serve on")] = 8000,
-    visitors: Annotated[int, typer.Option(help="visitors in the sample")] = 400,
+    visitors_per_day: Annotated[
+        int, typer.Option(help="storefront visitors a day (before weekly seasonality)")
+    ] = DEMO_VISITORS_PER_DAY,
+    seed: Annotated[int, typer.Option(help="seed of the generated store")] = 2026,
 ) -> None:
-    """Create a demo store, load a sample through the tracking API, and serve it."""
-    from storeloop.demo import sample_events, send
+    """Create a demo clothing store with 90 days of history, loaded through the real paths
+    (management API, click import, tracking API, Shopify webhooks), and serve it."""
+    from storeloop.demostore.loader import (
+        LoadError,
+        RichProgress,
+        Target,
+        WorkerBacklog,
+        events_per_second,
+        load_scenario,
+    )
+    from storeloop.demostore.scenario import build_scenario
 
+    started = time.monotonic()
     settings = _settings()
     _migrate(settings)
-    factory = make_session_factory(create_db_engine(settings.resolved_database_url))
+    engine = create_db_engine(settings.resolved_database_url)
+    factory = make_session_factory(engine)
     credentials_file = settings.data_dir / "demo-credentials.json"
     with session_scope(factory) as session:
         existing = WorkspaceRepository(session).by_slug("demo")
@@ -338,6 +360,7 @@ def demo(
             workspace = workspaces.create_workspace(
                 session, settings.master_key_bytes(), "Demo Store", "demo"
             )
+            workspace_id = workspace.id
             password = secrets.token_urlsafe(12)
             workspaces.create_user(
                 session,
@@ -353,21 +376,20 @@ def demo(
             secret_key = workspaces.create_api_key(
                 session, workspace.id, workspaces.KeyKind.SECRET, "demo admin"
             ).plaintext
+            stored: dict[str, Any] = {
+                "email": "owner@demo.storeloop.dev",
+                "password": password,
+                "write_key": write_key,
+                "secret_key": secret_key,
+                "loaded": False,
+            }
             fd = os.open(credentials_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as handle:
-                handle.write(
-                    orjson.dumps(
-                        {
-                            "email": "owner@demo.storeloop.dev",
-                            "password": password,
-                            "write_key": write_key,
-                            "secret_key": secret_key,
-                        }
-                    )
-                )
-            load_sample = True
+                handle.write(orjson.dumps(stored))
+            load_store = True
         else:
-            load_sample = False
+            workspace_id = existing.id
+            load_store = False
     stored = orjson.loads(credentials_file.read_bytes())
     base_url = f"http://127.0.0.1:{port}"
     config = uvicorn.Config(
@@ -382,14 +404,47 @@ def demo(
 
     def load() -> None:
         while not server.started:
+            if server.should_exit:
+                return
             time.sleep(0.05)
-        if load_sample:
-            events = list(sample_events(visitors))
-            with Progress(console=console) as progress:
-                task = progress.add_task(
-                    "loading the demo store through /v1/batch", total=len(events)
+        if load_store:
+            scenario = build_scenario(seed=seed, visitors_per_day=visitors_per_day)
+            target = Target(base_url, stored["write_key"], stored["secret_key"])
+            try:
+                with Progress(
+                    SpinnerColumn(),
+                    TextColumn("[progress.description]{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    console=console,
+                ) as bars:
+                    report = load_scenario(
+                        scenario,
+                        target,
+                        progress=RichProgress(bars),
+                        backlog=WorkerBacklog(engine, workspace_id),
+                        # Below the write key's rate limit: a 429 costs a second of Retry-After.
+                        events_per_second=events_per_second(settings.rate_limit),
+                    )
+            except LoadError as exc:
+                errors.print(f"[red]the demo store did not load completely:[/red] {exc}")
+            else:
+                stored["loaded"] = True
+                credentials_file.write_bytes(orjson.dumps(stored))
+                phases = ", ".join(f"{name} {secs:.1f} s" for name, secs in report.seconds.items())
+                console.print(
+                    f"loaded {(scenario.end - scenario.start).days} days in "
+                    f"{time.monotonic() - started:.0f} s: {report.events:,} events, "
+                    f"{report.clicks:,} link clicks ({report.bot_clicks:,} bots), "
+                    f"{report.orders.total():,} orders, {report.refunds.total():,} refunds, "
+                    f"{report.posts} posts of {report.influencers} influencers ({phases})"
                 )
-                send(base_url, stored["write_key"], events, lambda n: progress.advance(task, n))
+        elif not stored.get("loaded", True):
+            errors.print(
+                "[yellow]the demo store's first load did not finish; to load it again, stop "
+                f"this and remove {settings.data_dir}[/yellow]"
+            )
         console.print(f"\n[bold green]storeloop is running at {base_url}[/bold green]")
         console.print(f"  dashboard:   {base_url}/dashboard")
         console.print(f"  login:       {stored['email']} / {stored['password']}")
@@ -403,7 +458,10 @@ def demo(
         console.print("  (credentials are kept in " + str(credentials_file) + "; Ctrl+C stops)")
 
     threading.Thread(target=load, daemon=True).start()
-    server.run()
+    try:
+        server.run()
+    finally:
+        engine.dispose()
 
 
 # -- influencers, campaigns, links, discount codes, posts, store settings ----------------------

@@ -201,7 +201,7 @@ def _money(value: Decimal | float) -> Decimal:
     return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def _influencers(rng: random.Random, start: datetime) -> list[InfluencerPlan]:
+def _influencers(rng: random.Random, start: datetime, days: int) -> list[InfluencerPlan]:
     people = [
         ("maya", "Maya Lindqvist", "instagram", "@maya.wears", 180_000),
         ("noor", "Noor Haddad", "instagram", "@noorstyle", 95_000),
@@ -235,7 +235,7 @@ def _influencers(rng: random.Random, start: datetime) -> list[InfluencerPlan]:
             plan.bot_share = 0.78
             plan.click_rate = 0.02
         if key == "jade":  # her code ends up on a coupon site
-            plan.code_leaks_on_day = 38
+            plan.code_leaks_on_day = round(38 * days / DAYS)
         if key == "theo":  # a small audience that buys outerwear and knitwear
             plan.spend_multiplier = 3.2
             plan.click_rate = 0.02
@@ -244,8 +244,11 @@ def _influencers(rng: random.Random, start: datetime) -> list[InfluencerPlan]:
             "tiktok": ("video",),
             "youtube": ("video", "short"),
         }
-        days = sorted(rng.sample(range(5, DAYS - 3), rng.randint(3, 6)))
-        for number, day in enumerate(days, start=1):
+        # Posts fall between the first days and the last few; a short span has room anywhere.
+        first, last = (5, days - 3) if days >= 20 else (0, days)
+        count = rng.randint(3, 6)
+        post_days = sorted(rng.sample(range(first, last), min(count, last - first)))
+        for number, day in enumerate(post_days, start=1):
             posted_at = start + timedelta(days=day, hours=rng.randint(8, 20))
             post_reach = int(reach * rng.uniform(0.25, 0.8))
             views = int(post_reach * rng.uniform(0.9, 2.5))
@@ -553,20 +556,28 @@ def _product(product: Product, size: str | None, quantity: int) -> dict[str, Any
 
 
 def build_scenario(
-    *, seed: int = 2026, end: datetime | None = None, visitors_per_day: int = 260
+    *,
+    seed: int = 2026,
+    end: datetime | None = None,
+    visitors_per_day: int = 260,
+    days: int = DAYS,
+    influencer_audience: float = 1.0,
 ) -> Scenario:
-    """Ninety days up to ``end`` (default: now), deterministic for a seed and an end time."""
+    """``days`` (ninety by default) up to ``end`` (default: now), deterministic for a seed and an
+    end time. ``influencer_audience`` scales the clicks after posts (tests load a small store)."""
+    if days < 1:
+        raise ValueError("days must be at least 1")
     rng = random.Random(seed)
     end = (end or datetime.now(UTC)).replace(microsecond=0)
-    start = (end - timedelta(days=DAYS)).replace(hour=0, minute=0, second=0)
+    start = (end - timedelta(days=days)).replace(hour=0, minute=0, second=0)
     products = build_catalog(rng)
-    influencers = _influencers(rng, start)
+    influencers = _influencers(rng, start, days)
     builder = _Builder(rng, start, products)
     shares = [share for share, _ in _ORGANIC]
     sources = [source for _, source in _ORGANIC]
-    for day in range(DAYS):
+    for day in range(days):
         day_start = start + timedelta(days=day)
-        trend = 1 + 0.25 * day / DAYS
+        trend = 1 + 0.25 * day / days
         expected = visitors_per_day * WEEKDAY_FACTOR[day_start.weekday()] * trend
         for _ in range(_poisson(rng, expected)):
             at = day_start + timedelta(seconds=_daytime_seconds(rng))
@@ -581,7 +592,10 @@ def build_scenario(
                 age = (day_start - post.posted_at.replace(hour=0)).days
                 if not 0 <= age <= 6:
                     continue
-                clicks = _poisson(rng, post.reach * influencer.click_rate * 0.5**age * 0.04)
+                clicks = _poisson(
+                    rng,
+                    post.reach * influencer.click_rate * 0.5**age * 0.04 * influencer_audience,
+                )
                 for _ in range(clicks):
                     at = max(post.posted_at, day_start) + timedelta(
                         seconds=rng.uniform(0, 6 * 3600)

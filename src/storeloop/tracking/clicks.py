@@ -12,51 +12,20 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections import deque
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 
-from storeloop.models import Click
 from storeloop.tracking.bots import NOT_NAVIGATION, user_agent_verdict
 from storeloop.tracking.privacy import reduce_referrer, reduce_user_agent
+from storeloop.tracking.repository import insert_clicks
 
 logger = logging.getLogger(__name__)
 
 # Rows per INSERT statement (and per transaction) when a large backlog is written.
 _CHUNK = 2000
-_COLUMNS = (
-    "id",
-    "workspace_id",
-    "link_id",
-    "clicked_at",
-    "ip_truncated",
-    "user_agent",
-    "referrer",
-    "anonymous_id",
-    "is_bot",
-    "bot_reason",
-)
-# SQLite runs in the API process, so the writer's CPU is the redirect's CPU: there the rows go
-# to the driver already in SQLAlchemy's SQLite storage format (UUID hex, "YYYY-MM-DD HH:MM:SS.f"),
-# skipping per-value bind processing (measured: about half the cost of a Core executemany).
-_SQLITE_INSERT = (
-    f"INSERT INTO {Click.__tablename__} ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
-)
-
-
-def _hex(value: Any) -> Any:
-    return value.hex if isinstance(value, uuid.UUID) else value
-
-
-def _text_time(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
 
 
 class _PreparedRow(dict[str, Any]):
@@ -77,21 +46,6 @@ def prepare(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _sqlite_values(row: dict[str, Any]) -> tuple[Any, ...]:
-    return (
-        _hex(row["id"]),
-        _hex(row["workspace_id"]),
-        _hex(row["link_id"]),
-        _text_time(row["clicked_at"]),
-        row["ip_truncated"],
-        row["user_agent"],
-        row["referrer"],
-        row["anonymous_id"],
-        1 if row["is_bot"] else 0,
-        row["bot_reason"],
-    )
-
-
 class ClickWriter:
     def __init__(
         self,
@@ -106,7 +60,6 @@ class ClickWriter:
         clicks: beyond it new clicks are dropped, counted, and the count logged (once per
         flush, never per click)."""
         self._engine = engine
-        self._is_sqlite = engine.dialect.name == "sqlite"
         self._interval = flush_ms / 1000.0
         self._flush_max = flush_max
         self._max_pending = max_pending
@@ -216,11 +169,7 @@ class ClickWriter:
         never blocks the others."""
         try:
             with self._engine.begin() as connection:
-                if self._is_sqlite:
-                    values = [_sqlite_values(row) for row in rows]
-                    connection.exec_driver_sql(_SQLITE_INSERT, values)
-                else:
-                    connection.execute(insert(Click), rows)
+                insert_clicks(connection, rows)
         except (IntegrityError, DataError) as exc:
             if len(rows) == 1:
                 # The row may hold a user agent and a referrer: name the error, never the values.

@@ -1,19 +1,26 @@
-"""The tracking routes as an ASGI middleware in front of the application.
+"""The tracking routes as an ASGI middleware in front of the application, and the click import
+of the management API.
 
 ``/r/{code}``, ``/t.js`` and ``/t/ctx`` are answered here, before routing, CORS and the
 dependency machinery: the redirect is a hot path, and ``/t/ctx`` sends its own credentialed
 CORS headers, which the application-wide ``*`` policy would overwrite. Everything else passes on.
+``POST /api/v1/clicks/import`` is an ordinary FastAPI route (``click_import_router``).
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
+from typing import Annotated
 
 from anyio import to_thread
+from fastapi import APIRouter, Body
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from storeloop.dependencies import CallerDep, RuntimeDep, SessionDep
 from storeloop.kit.errors import Forbidden, StoreloopError, Unauthorized
 from storeloop.runtime import Runtime
+from storeloop.tracking import imports
 from storeloop.tracking.redirect import serve_redirect
 from storeloop.tracking.repository import fetch_allowed_domains, host_allowed
 from storeloop.tracking.script import (
@@ -85,3 +92,33 @@ class TrackingRoutes:
             await serve_script(scope, send)
         else:
             await serve_context(runtime, scope, send)
+
+
+# -- importing click history ------------------------------------------------------------------
+
+click_import_router = APIRouter(prefix="/api/v1", tags=["links"])
+
+
+@click_import_router.post(
+    "/clicks/import", response_model=imports.ClickImportResult, status_code=201
+)
+def import_clicks(
+    clicks: Annotated[
+        list[imports.ClickIn],
+        Body(min_length=1, max_length=imports.MAX_CLICKS_PER_IMPORT),
+    ],
+    caller: CallerDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> imports.ClickImportResult:
+    """Store up to 1,000 past clicks on the workspace's tracked links (from another tool), with
+    the redirect's bot rules; all or none. Answers the click ids in the order sent."""
+    settings = runtime.settings
+    return imports.import_clicks(
+        session,
+        caller.workspace_id,
+        clicks,
+        velocity_per_minute=settings.click_velocity_per_minute,
+        max_age=timedelta(days=settings.max_event_age_days),
+        max_future=timedelta(hours=settings.max_event_future_hours),
+    )
