@@ -32,6 +32,7 @@ from storeloop.models import (
     Click,
     ClickRollup,
     CohortRollup,
+    CustomerDayRollup,
     Event,
     Link,
     Order,
@@ -42,6 +43,7 @@ from storeloop.models import (
     Touchpoint,
     TrafficHourRollup,
     TrafficRollup,
+    VisitorDayRollup,
 )
 
 _DIRTY = cast(Table, RollupDirtyDay.__table__)
@@ -493,7 +495,9 @@ class AnalyticsRepository:
         for model in (
             TrafficRollup,
             TrafficHourRollup,
+            VisitorDayRollup,
             OrderRollup,
+            CustomerDayRollup,
             AttributionRollup,
             ClickRollup,
         ):
@@ -624,15 +628,31 @@ class AnalyticsRepository:
             .group_by(OrderRollup.currency)
         ).all()
 
-    def order_sketches(
+    def customer_sketches(
         self, start: date, end: date, currency: str, filters: Sequence[ColumnElement[bool]]
     ) -> Sequence[Any]:
         return self.session.execute(
-            select(OrderRollup.customers_sketch, OrderRollup.new_customers_sketch).where(
-                OrderRollup.workspace_id == self.workspace_id,
-                OrderRollup.day >= start,
-                OrderRollup.day <= end,
-                OrderRollup.currency == currency,
+            select(
+                CustomerDayRollup.customers_sketch, CustomerDayRollup.new_customers_sketch
+            ).where(
+                CustomerDayRollup.workspace_id == self.workspace_id,
+                CustomerDayRollup.day >= start,
+                CustomerDayRollup.day <= end,
+                CustomerDayRollup.currency == currency,
+                *filters,
+            )
+        ).all()
+
+    def visitor_day_sketches(
+        self, start: date, end: date, filters: Sequence[ColumnElement[bool]]
+    ) -> Sequence[Any]:
+        return self.session.execute(
+            select(
+                VisitorDayRollup.day, VisitorDayRollup.visitors, VisitorDayRollup.visitors_sketch
+            ).where(
+                VisitorDayRollup.workspace_id == self.workspace_id,
+                VisitorDayRollup.day >= start,
+                VisitorDayRollup.day <= end,
                 *filters,
             )
         ).all()

@@ -31,9 +31,11 @@ from storeloop.kit.ids import new_id
 from storeloop.models import (
     AttributionRollup,
     ClickRollup,
+    CustomerDayRollup,
     OrderRollup,
     TrafficHourRollup,
     TrafficRollup,
+    VisitorDayRollup,
 )
 
 SESSION_GAP = timedelta(minutes=30)
@@ -141,8 +143,6 @@ class _OrderCell:
     refunded_orders: int = 0
     first_orders: int = 0
     repeat_orders: int = 0
-    customers: set[str] = field(default_factory=set)
-    new_customers: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -237,6 +237,7 @@ def compute_day(
 
     sessions = sessionize(events, canonical)
     traffic: dict[Dimensions, _TrafficCell] = defaultdict(_TrafficCell)
+    visitors_by_device: dict[str, set[str]] = defaultdict(set)
     hourly: dict[tuple[datetime, Dimensions], list[int]] = defaultdict(lambda: [0, 0])
     for session in sessions:
         placed = orders_by_visitor.get(session.visitor, ())
@@ -246,6 +247,7 @@ def compute_day(
         dimensions: Dimensions = (*landing, session.device)
         cell = traffic[dimensions]
         cell.visitors.add(session.visitor)
+        visitors_by_device[session.device].add(session.visitor)
         cell.sessions += 1
         cell.converted_sessions += session.ordered
         cell.product_viewed_sessions += session.product_viewed
@@ -286,6 +288,10 @@ def compute_day(
 
     first_order_ids = _first_orders(repository, day_orders, start)
     order_cells: dict[tuple[datetime, str, str], _OrderCell] = defaultdict(_OrderCell)
+    # (device, currency) -> (customers, new customers)
+    customer_cells: dict[tuple[str, str], tuple[set[str], set[str]]] = defaultdict(
+        lambda: (set(), set())
+    )
     for order in day_orders:
         order_cell = order_cells[(hour_of(order.placed_at), order_device[order.id], order.currency)]
         key = customer_key(order)
@@ -294,10 +300,11 @@ def compute_day(
         order_cell.net_revenue += _net_revenue(order)
         order_cell.refunded_amount += min(order.refunded_total, order.total)
         order_cell.refunded_orders += order.refunded_total > 0
-        order_cell.customers.add(key)
+        customers, new_customers = customer_cells[(order_device[order.id], order.currency)]
+        customers.add(key)
         if order.id in first_order_ids:
             order_cell.first_orders += 1
-            order_cell.new_customers.add(key)
+            new_customers.add(key)
         else:
             order_cell.repeat_orders += 1
 
@@ -387,10 +394,29 @@ def compute_day(
                 "refunded_orders": cell.refunded_orders,
                 "first_orders": cell.first_orders,
                 "repeat_orders": cell.repeat_orders,
-                "customers_sketch": _sketch(cell.customers),
-                "new_customers_sketch": _sketch(cell.new_customers),
             }
             for (hour, device, currency), cell in order_cells.items()
+        ],
+        VisitorDayRollup: [
+            {
+                "id": new_id(),
+                "day": day,
+                "device": device,
+                "visitors": len(visitors),
+                "visitors_sketch": _sketch(visitors),
+            }
+            for device, visitors in visitors_by_device.items()
+        ],
+        CustomerDayRollup: [
+            {
+                "id": new_id(),
+                "day": day,
+                "device": device,
+                "currency": currency,
+                "customers_sketch": _sketch(customers),
+                "new_customers_sketch": _sketch(new_customers),
+            }
+            for (device, currency), (customers, new_customers) in customer_cells.items()
         ],
         AttributionRollup: [
             {

@@ -46,9 +46,11 @@ from storeloop.kit.timeutil import as_utc
 from storeloop.models import (
     AttributionRollup,
     ClickRollup,
+    CustomerDayRollup,
     OrderRollup,
     TrafficHourRollup,
     TrafficRollup,
+    VisitorDayRollup,
 )
 
 MAX_RANGE_DAYS = 731
@@ -154,6 +156,16 @@ def _currency(
 # -- overview --------------------------------------------------------------------------------
 
 
+def _visitor_sketches(repository: AnalyticsRepository, query: KpiQuery) -> Sequence[Any]:
+    """(day, visitors, sketch) rows to union: one per day and device unless a marketing filter
+    needs the sketches per landing."""
+    if query.has_marketing_filter:
+        return repository.traffic_sketches(query.start, query.end, _filters(query, TrafficRollup))
+    return repository.visitor_day_sketches(
+        query.start, query.end, _filters(query, VisitorDayRollup)
+    )
+
+
 def overview(session: Session, workspace_id: uuid.UUID, query: KpiQuery) -> Overview:
     validate(query)
     repository = AnalyticsRepository(session, workspace_id)
@@ -170,7 +182,7 @@ def overview(session: Session, workspace_id: uuid.UUID, query: KpiQuery) -> Over
         pending,
         computed_at,
     ) = (value or 0 for value in traffic)
-    visitor_rows = repository.traffic_sketches(query.start, query.end, traffic_filters)
+    visitor_rows = _visitor_sketches(repository, query)
     if len(visitor_rows) == 1:
         unique_visitors, exact = int(visitor_rows[0][1]), True
     else:
@@ -202,7 +214,9 @@ def overview(session: Session, workspace_id: uuid.UUID, query: KpiQuery) -> Over
         refunded_orders = _credits(int(values[4] or 0))
         first_orders = _credits(int(values[5] or 0))
         if currency is not None:
-            sketches = repository.order_sketches(query.start, query.end, currency, order_filters)
+            sketches = repository.customer_sketches(
+                query.start, query.end, currency, _filters(query, CustomerDayRollup)
+            )
             customers, _ = _union(row[0] for row in sketches)
             new_customers, _ = _union(row[1] for row in sketches)
         else:
@@ -314,7 +328,7 @@ def timeseries(
         traffic_filters = _filters(query, TrafficRollup)
         for day, count in repository.traffic_by_day(query.start, query.end, traffic_filters):
             sessions[_bucket_of(_as_date(day), granularity)] += int(count or 0)
-        for day, _, sketch in repository.traffic_sketches(query.start, query.end, traffic_filters):
+        for day, _, sketch in _visitor_sketches(repository, query):
             visitors[_bucket_of(_as_date(day), granularity)].append(sketch)
     if query.has_marketing_filter:
         rows = [

@@ -4,10 +4,12 @@ from storeloop.models.analytics import (
     AttributionRollup,
     ClickRollup,
     CohortRollup,
+    CustomerDayRollup,
     OrderRollup,
     RollupDirtyDay,
     TrafficHourRollup,
     TrafficRollup,
+    VisitorDayRollup,
 )
 from storeloop.models.attribution import AttributionCredit, StoreSettings, Touchpoint
 from storeloop.models.base import Base
@@ -41,6 +43,7 @@ __all__ = [
     "Click",
     "ClickRollup",
     "CohortRollup",
+    "CustomerDayRollup",
     "DerivationTask",
     "DiscountCode",
     "Event",
@@ -66,6 +69,7 @@ __all__ = [
     "TrafficRollup",
     "TraitSet",
     "User",
+    "VisitorDayRollup",
     "WebhookDelivery",
     "Workspace",
 ]

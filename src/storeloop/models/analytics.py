@@ -73,6 +73,37 @@ class TrafficRollup(Base):
     computed_at: Mapped[datetime]
 
 
+class VisitorDayRollup(Base):
+    """The visitors of one day per device, whatever their landing: one sketch a day to union
+    when no marketing filter applies (instead of one per landing and device)."""
+
+    __tablename__ = "visitor_day_rollups"
+    __table_args__ = (Index("ix_visitor_day_rollups_workspace_day", "workspace_id", "day"),)
+
+    id: Mapped[uuid.UUID] = id_column()
+    workspace_id: Mapped[uuid.UUID]
+    day: Mapped[date]
+    device: Mapped[str] = mapped_column(String(8))
+    visitors: Mapped[int]
+    visitors_sketch: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class CustomerDayRollup(Base):
+    """The customers who ordered on one day per device and currency, and those among them
+    whose first order it was: sketches to union across days."""
+
+    __tablename__ = "customer_day_rollups"
+    __table_args__ = (Index("ix_customer_day_rollups_workspace_day", "workspace_id", "day"),)
+
+    id: Mapped[uuid.UUID] = id_column()
+    workspace_id: Mapped[uuid.UUID]
+    day: Mapped[date]
+    device: Mapped[str] = mapped_column(String(8))
+    currency: Mapped[str] = mapped_column(String(3))
+    customers_sketch: Mapped[bytes] = mapped_column(LargeBinary)
+    new_customers_sketch: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class TrafficHourRollup(Base):
     """Sessions per hour with the same dimensions, for hourly series over short ranges."""
 
@@ -111,9 +142,6 @@ class OrderRollup(Base):
     refunded_orders: Mapped[int]
     first_orders: Mapped[int]
     repeat_orders: Mapped[int]
-    # Customers who ordered; those among them whose first order ever this is.
-    customers_sketch: Mapped[bytes] = mapped_column(LargeBinary)
-    new_customers_sketch: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class AttributionRollup(Base):

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String
+from sqlalchemy import Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storeloop.models.base import Base
@@ -21,6 +21,15 @@ class Profile(Base):
         Index("ix_profiles_workspace_email", "workspace_id", "email_index"),
         Index("ix_profiles_workspace_phone", "workspace_id", "phone_index"),
         Index("ix_profiles_workspace_last_seen", "workspace_id", "last_seen_at"),
+        # The merged profiles, looked up by id for the rollups (SQLite would otherwise plan
+        # the workspace's lookups through another index and scan every profile).
+        Index(
+            "ix_profiles_workspace_merged",
+            "workspace_id",
+            "id",
+            sqlite_where=text("merged_into IS NOT NULL"),
+            postgresql_where=text("merged_into IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

@@ -7,7 +7,7 @@ the upgrade.
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-12-05 14:21:19.892677
+Create Date: 2026-12-05 15:17:17.913361
 """
 
 import uuid
@@ -88,6 +88,22 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "customer_day_rollups",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("workspace_id", sa.Uuid(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("device", sa.String(length=8), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("customers_sketch", sa.LargeBinary(), nullable=False),
+        sa.Column("new_customers_sketch", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_customer_day_rollups")),
+    )
+    with op.batch_alter_table("customer_day_rollups", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_customer_day_rollups_workspace_day", ["workspace_id", "day"], unique=False
+        )
+
+    op.create_table(
         "order_rollups",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("workspace_id", sa.Uuid(), nullable=False),
@@ -102,8 +118,6 @@ def upgrade() -> None:
         sa.Column("refunded_orders", sa.Integer(), nullable=False),
         sa.Column("first_orders", sa.Integer(), nullable=False),
         sa.Column("repeat_orders", sa.Integer(), nullable=False),
-        sa.Column("customers_sketch", sa.LargeBinary(), nullable=False),
-        sa.Column("new_customers_sketch", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_order_rollups")),
     )
     with op.batch_alter_table("order_rollups", schema=None) as batch_op:
@@ -175,6 +189,21 @@ def upgrade() -> None:
             "ix_traffic_rollups_workspace_day", ["workspace_id", "day"], unique=False
         )
 
+    op.create_table(
+        "visitor_day_rollups",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("workspace_id", sa.Uuid(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("device", sa.String(length=8), nullable=False),
+        sa.Column("visitors", sa.Integer(), nullable=False),
+        sa.Column("visitors_sketch", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_visitor_day_rollups")),
+    )
+    with op.batch_alter_table("visitor_day_rollups", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_visitor_day_rollups_workspace_day", ["workspace_id", "day"], unique=False
+        )
+
     with op.batch_alter_table("attribution_credits", schema=None) as batch_op:
         batch_op.create_index(
             "ix_attribution_credits_workspace_placed", ["workspace_id", "placed_at"], unique=False
@@ -189,6 +218,15 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             "ix_orders_workspace_email", ["workspace_id", "customer_email_index"], unique=False
+        )
+
+    with op.batch_alter_table("profiles", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_profiles_workspace_merged",
+            ["workspace_id", "id"],
+            unique=False,
+            sqlite_where=sa.text("merged_into IS NOT NULL"),
+            postgresql_where=sa.text("merged_into IS NOT NULL"),
         )
 
     with op.batch_alter_table("store_settings", schema=None) as batch_op:
@@ -253,6 +291,13 @@ def downgrade() -> None:
     with op.batch_alter_table("store_settings", schema=None) as batch_op:
         batch_op.drop_column("abandonment_minutes")
 
+    with op.batch_alter_table("profiles", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_profiles_workspace_merged",
+            sqlite_where=sa.text("merged_into IS NOT NULL"),
+            postgresql_where=sa.text("merged_into IS NOT NULL"),
+        )
+
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.drop_index("ix_orders_workspace_email")
         batch_op.drop_index("ix_orders_workspace_customer")
@@ -263,6 +308,10 @@ def downgrade() -> None:
     with op.batch_alter_table("attribution_credits", schema=None) as batch_op:
         batch_op.drop_index("ix_attribution_credits_workspace_placed")
 
+    with op.batch_alter_table("visitor_day_rollups", schema=None) as batch_op:
+        batch_op.drop_index("ix_visitor_day_rollups_workspace_day")
+
+    op.drop_table("visitor_day_rollups")
     with op.batch_alter_table("traffic_rollups", schema=None) as batch_op:
         batch_op.drop_index("ix_traffic_rollups_workspace_day")
         batch_op.drop_index("ix_traffic_rollups_recheck")
@@ -280,6 +329,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_order_rollups_workspace_day")
 
     op.drop_table("order_rollups")
+    with op.batch_alter_table("customer_day_rollups", schema=None) as batch_op:
+        batch_op.drop_index("ix_customer_day_rollups_workspace_day")
+
+    op.drop_table("customer_day_rollups")
     with op.batch_alter_table("cohort_rollups", schema=None) as batch_op:
         batch_op.drop_index("ix_cohort_rollups_workspace")
 
