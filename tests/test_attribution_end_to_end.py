@@ -9,7 +9,6 @@ influencer report must tell both stories.
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 import hmac
 import uuid
@@ -22,7 +21,7 @@ import orjson
 from fastapi.testclient import TestClient
 
 from storeloop.runtime import Runtime
-from tests.factories.orders import shopify_payload
+from tests.factories.dashboard import shopify_order as _shopify_order
 from tests.factories.workspaces import WorkspaceKeys
 
 SECRET = "shpss_end_to_end_secret"
@@ -30,42 +29,6 @@ BROWSER = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"
 )
-
-
-def _shopify_order(
-    order_id: int, total: str, email: str, moment: datetime, **fields: Any
-) -> dict[str, Any]:
-    order = copy.deepcopy(shopify_payload("orders_create"))
-    stamp = moment.isoformat()
-    order.update(
-        {
-            "id": order_id,
-            "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
-            "name": f"#{order_id}",
-            "email": email,
-            "contact_email": email,
-            "created_at": stamp,
-            "updated_at": stamp,
-            "processed_at": stamp,
-            "cancelled_at": None,
-            "cancel_reason": None,
-            "financial_status": "paid",
-            "currency": "EUR",
-            "total_price": total,
-            "subtotal_price": total,
-            "current_total_price": total,
-            "total_discounts": "0.00",
-            "total_tax": "0.00",
-            "discount_codes": [],
-            "note_attributes": [],
-            "landing_site": None,
-            "referring_site": None,
-            "refunds": [],
-        }
-    )
-    order["customer"] = {**(order.get("customer") or {}), "id": order_id + 1, "email": email}
-    order.update(fields)
-    return order
 
 
 def _post_order(client: TestClient, workspace: WorkspaceKeys, order: dict[str, Any]) -> None:

@@ -4,136 +4,26 @@ side by side, the series, the funnel, the CSV exports, and the errors."""
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
-import hmac
 import io
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 from storeloop.runtime import Runtime
-from tests.factories.analytics import BROWSERS, message, send, settle
+from tests.factories.analytics import message, send, settle
+from tests.factories.dashboard import make_store
 from tests.factories.workspaces import WorkspaceKeys
-from tests.test_attribution_end_to_end import _shopify_order
-
-SECRET = "shpss_analytics_secret"
-BOT = "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)"
-
-
-def _post_order(client: TestClient, workspace: WorkspaceKeys, order: dict[str, Any]) -> None:
-    body = orjson.dumps(order)
-    signature = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest())
-    response = client.post(
-        f"/webhooks/shopify/{workspace.id}",
-        content=body,
-        headers={
-            "Content-Type": "application/json",
-            "X-Shopify-Hmac-Sha256": signature.decode(),
-            "X-Shopify-Topic": "orders/create",
-            "X-Shopify-Webhook-Id": str(uuid.uuid4()),
-        },
-    )
-    assert response.status_code == 200, response.text
 
 
 @pytest.fixture
 def store(client: TestClient, runtime: Runtime, workspace: WorkspaceKeys) -> dict[str, Any]:
     """Maya's campaign (400 EUR), her link clicked by a shopper on a phone and by a crawler,
     the shopper's order (120 EUR), a second order with her leaked code (80 EUR)."""
-    api = workspace.bearer
-    client.patch(
-        "/api/v1/settings",
-        json={"allowed_domains": ["shop.example"], "shopify_webhook_secret": SECRET},
-        headers=api,
-    ).raise_for_status()
-    maya = client.post(
-        "/api/v1/influencers", json={"name": "Maya", "handles": {"instagram": "@maya"}}, headers=api
-    ).json()
-    campaign = client.post(
-        "/api/v1/campaigns",
-        json={
-            "name": "Autumn edit",
-            "influencer_ids": [maya["id"]],
-            "currency": "EUR",
-            "fee": "300.00",
-            "seeding_cost": "100.00",
-        },
-        headers=api,
-    ).json()
-    link = client.post(
-        "/api/v1/links",
-        json={
-            "destination_url": "https://shop.example/autumn",
-            "code": f"maya-{uuid.uuid4().hex[:6]}",
-            "influencer_id": maya["id"],
-            "campaign_id": campaign["id"],
-        },
-        headers=api,
-    ).json()
-    client.post(
-        "/api/v1/discount-codes",
-        json={"code": "MAYA15", "influencer_id": maya["id"], "campaign_id": campaign["id"]},
-        headers=api,
-    ).raise_for_status()
-    bot = client.get(f"/r/{link['code']}", headers={"User-Agent": BOT}, follow_redirects=False)
-    assert bot.status_code == 302
-    client.cookies.clear()  # the crawler and the shopper are different browsers
-    redirect = client.get(
-        f"/r/{link['code']}", headers={"User-Agent": BROWSERS["mobile"]}, follow_redirects=False
-    )
-    landing = redirect.headers["location"]
-    click_id = parse_qs(urlsplit(landing).query)["sl_click"][0]
-    visitor = redirect.cookies["sl_aid"]
-    runtime.tracking.stop()  # a clean shutdown writes every click
-
-    now = datetime.now(UTC)
-    page = message("page", visitor, now, "mobile", name="Autumn")
-    page["context"].update(
-        {"page": {"url": landing, "path": "/autumn"}, "storeloop": {"click_id": click_id}}
-    )
-    viewed = message(
-        "track",
-        visitor,
-        now + timedelta(seconds=20),
-        "mobile",
-        event="Product Viewed",
-        properties={"product_id": "sku-1"},
-    )
-    send(client, workspace, [page, viewed])
-    _post_order(
-        client,
-        workspace,
-        _shopify_order(
-            9_200_000_000_000_001,
-            "120.00",
-            "first.buyer@mail.example",
-            now + timedelta(minutes=1),
-            note_attributes=[{"name": "sl_aid", "value": visitor}],
-        ),
-    )
-    _post_order(
-        client,
-        workspace,
-        _shopify_order(
-            9_200_000_000_000_002,
-            "80.00",
-            "coupon.hunter@mail.example",
-            now + timedelta(minutes=2),
-            discount_codes=[{"code": "maya15", "amount": "12.00", "type": "percentage"}],
-        ),
-    )
-    settle(runtime)
-    # Everything happened today (a run across midnight would split it over two days).
-    assert (now + timedelta(minutes=2)).date() == now.date()
-    day = now.date().isoformat()
-    return {"maya": maya, "campaign": campaign, "link": link, "day": day}
+    made = make_store(client, runtime, workspace)
+    return {"maya": {"id": made.maya_id}, "day": made.day}
 
 
 def _get(client: TestClient, workspace: WorkspaceKeys, path: str, **params: Any) -> Any:
