@@ -71,9 +71,11 @@ from storeloop.models import (
     AttributionRollup,
     ClickRollup,
     CohortRollup,
+    CustomerDayRollup,
     OrderRollup,
     TrafficHourRollup,
     TrafficRollup,
+    VisitorDayRollup,
 )
 from storeloop.workspaces.service import KeyKind, create_api_key, create_workspace
 
@@ -90,7 +92,9 @@ DEVICE_FILTER = "mobile"
 ROLLUP_MODELS = (
     TrafficRollup,
     TrafficHourRollup,
+    VisitorDayRollup,
     OrderRollup,
+    CustomerDayRollup,
     AttributionRollup,
     ClickRollup,
     CohortRollup,
