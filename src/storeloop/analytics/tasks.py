@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,6 +28,8 @@ DAYS_PER_PASS = 4
 DEFAULT_SETTLE_SECONDS = 5.0
 # Cohorts are rebuilt from every order of the workspace: at most this often while orders arrive.
 DEFAULT_COHORT_INTERVAL_SECONDS = 60.0
+REST_FACTOR = 4
+_REST_MEMORY = timedelta(hours=1)
 
 
 class RefreshRollups:
@@ -46,6 +48,8 @@ class RefreshRollups:
         self.cohort_interval = timedelta(seconds=cohort_interval_seconds)
         self._cohorts_due: set[uuid.UUID] | None = None
         self._cohorts_built: dict[uuid.UUID, datetime] = {}
+        # (workspace, day) -> (when its last recomputation ended, how long it took)
+        self._last_run: dict[tuple[uuid.UUID, date], tuple[datetime, timedelta]] = {}
 
     def __call__(self) -> int:
         now = utcnow()
@@ -62,8 +66,14 @@ class RefreshRollups:
                 for workspace_id, day in recheck:
                     queue.mark_days(session, workspace_id, [day])
                 session.commit()
+        self._last_run = {
+            key: value for key, value in self._last_run.items() if now - value[0] < _REST_MEMORY
+        }
         done = 0
         for dirty in due:
+            if self._resting(dirty, now):
+                continue
+            started = utcnow()
             try:
                 changed = self._refresh_day(dirty, now)
             except Exception:
@@ -71,6 +81,8 @@ class RefreshRollups:
                 continue
             if changed is None:
                 continue
+            finished = utcnow()
+            self._last_run[(dirty.workspace_id, dirty.day)] = (finished, finished - started)
             done += 1
             if changed:
                 self._cohorts_due.add(dirty.workspace_id)
@@ -86,6 +98,16 @@ class RefreshRollups:
             self._cohorts_built[workspace_id] = now
             self._cohorts_due.discard(workspace_id)
         return done
+
+    def _resting(self, dirty: DirtyDay, now: datetime) -> bool:
+        """A day that keeps changing (today, under heavy traffic) costs more to recompute as it
+        grows: it waits REST_FACTOR times its last recomputation, so the job takes at most
+        about a fifth of a core however busy the store is."""
+        last = self._last_run.get((dirty.workspace_id, dirty.day))
+        if last is None:
+            return False
+        ended, took = last
+        return now - ended < took * REST_FACTOR
 
     def _refresh_day(self, dirty: DirtyDay, now: datetime) -> bool | None:
         """Recompute one day; whether its orders changed, or None if another worker has it."""
