@@ -96,3 +96,7 @@ def test_doctor_reports_an_unmigrated_database_then_passes(cli_env: CliRunner) -
     after = runner.invoke(app, ["doctor"])
     assert after.exit_code == 0, after.output
     assert "FAIL" not in after.output
+    # On SQLite, the inbox spool beside the database file is checked too (ADR 0011).
+    words = " ".join(after.output.split())
+    assert "ok inbox spool" in words
+    assert "(0 accepted bodies waiting for the worker)" in words

@@ -324,8 +324,28 @@ def doctor() -> None:
                     broken.append(workspace.slug)
         report(not broken, "workspace keys open with the master key", ", ".join(broken))
     engine.dispose()
+    _doctor_spool(settings, report)
     if not ok:
         raise typer.Exit(1)
+
+
+def _doctor_spool(settings: Settings, report: Callable[[bool, str, str], None]) -> None:
+    """On SQLite, the inbox spool beside the database file (ADR 0011)."""
+    from storeloop.ingestion.spool import create_spool_engine, spool_path
+
+    path = spool_path(settings.resolved_database_url)
+    if path is None:
+        return
+    try:
+        spool = create_spool_engine(settings.resolved_database_url)
+    except Exception as exc:
+        report(False, "inbox spool", f"{path}: {exc}")
+        return
+    assert spool is not None
+    with spool.connect() as connection:
+        waiting = connection.execute(text("SELECT count(*) FROM inbox")).scalar_one()
+    spool.dispose()
+    report(True, "inbox spool", f"{path} ({waiting} accepted bodies waiting for the worker)")
 
 
 @app.command()
@@ -347,11 +367,13 @@ def demo(
         load_scenario,
     )
     from storeloop.demostore.scenario import build_scenario
+    from storeloop.ingestion.spool import create_spool_engine
 
     started = time.monotonic()
     settings = _settings()
     _migrate(settings)
     engine = create_db_engine(settings.resolved_database_url)
+    spool = create_spool_engine(settings.resolved_database_url)
     factory = make_session_factory(engine)
     credentials_file = settings.data_dir / "demo-credentials.json"
     with session_scope(factory) as session:
@@ -423,7 +445,7 @@ def demo(
                         scenario,
                         target,
                         progress=RichProgress(bars),
-                        backlog=WorkerBacklog(engine, workspace_id),
+                        backlog=WorkerBacklog(engine, workspace_id, spool),
                         # Below the write key's rate limit: a 429 costs a second of Retry-After.
                         events_per_second=events_per_second(settings.rate_limit),
                     )
@@ -462,6 +484,8 @@ def demo(
         server.run()
     finally:
         engine.dispose()
+        if spool is not None:
+            spool.dispose()
 
 
 # -- influencers, campaigns, links, discount codes, posts, store settings ----------------------

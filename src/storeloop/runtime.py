@@ -19,6 +19,7 @@ from storeloop.db import create_db_engine, make_session_factory
 from storeloop.derivation import DerivationRunner
 from storeloop.ingestion.processor import InboxProcessor
 from storeloop.ingestion.service import IngestionService, WriteKeyRateLimiter
+from storeloop.ingestion.spool import create_spool_engine
 from storeloop.ingestion.validation import Limits
 from storeloop.ingestion.writer import GroupCommitWriter
 from storeloop.orders.tasks import derive_orders
@@ -35,6 +36,8 @@ class Runtime:
         self.settings = settings
         self.engine = create_db_engine(settings.resolved_database_url)
         self.session_factory = make_session_factory(self.engine)
+        # On SQLite, accepted bodies wait in a file of their own (ADR 0011).
+        self.spool = create_spool_engine(settings.resolved_database_url)
         self.keyring = Keyring(settings.master_key_bytes(), self.session_factory)
         self.authenticator = KeyAuthenticator()
         # Signs dashboard session and CSRF tokens (workspaces.staff).
@@ -48,6 +51,7 @@ class Runtime:
         )
         self.writer = GroupCommitWriter(
             self.engine,
+            inbox_engine=self.spool,
             max_items=settings.group_commit_max_items,
             max_wait_ms=settings.group_commit_max_wait_ms,
             housekeeping=self.authenticator.flush_usage,
@@ -66,6 +70,7 @@ class Runtime:
             self.keyring,
             self.limits,
             batch_size=settings.resolved_processor_batch_size,
+            spool=self.spool,
             on_profiles_merged=_profiles_merged,
         )
         # Orders and touchpoints derived from stored events; attribution of stale orders after.
@@ -130,6 +135,8 @@ class Runtime:
     def close(self) -> None:
         self.stop()
         self.engine.dispose()
+        if self.spool is not None:
+            self.spool.dispose()
 
 
 def _profiles_merged(

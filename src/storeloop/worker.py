@@ -32,5 +32,5 @@ def run_worker(settings: Settings) -> None:
     finally:
         stop.set()
         derivations.join(30)
-        runtime.engine.dispose()
+        runtime.close()
         logger.info("worker stopped")

@@ -92,7 +92,7 @@ def test_the_plan_arrives_through_the_real_paths(
 ) -> None:
     runtime = worker_runtime
     keys: WorkspaceKeys = make_workspace(runtime, name="Demo Store")
-    backlog = WorkerBacklog(runtime.engine, keys.id)
+    backlog = WorkerBacklog(runtime.engine, keys.id, runtime.spool)
     with LiveServer(runtime) as server:
         report = load_scenario(
             scenario,

@@ -38,12 +38,13 @@ def quarantine_reasons(runtime: Runtime, workspace_id: uuid.UUID) -> list[tuple[
 
 
 def inbox_count(runtime: Runtime, workspace_id: uuid.UUID) -> int:
-    with runtime.session_factory() as session:
-        return int(
-            session.scalar(
-                select(func.count())
-                .select_from(InboxEntry)
-                .where(InboxEntry.workspace_id == workspace_id)
-            )
-            or 0
-        )
+    """Entries waiting in the main database's inbox and, on SQLite, in the spool."""
+    query = (
+        select(func.count()).select_from(InboxEntry).where(InboxEntry.workspace_id == workspace_id)
+    )
+    engines = [runtime.engine] if runtime.spool is None else [runtime.engine, runtime.spool]
+    total = 0
+    for engine in engines:
+        with engine.connect() as connection:
+            total += int(connection.execute(query).scalar_one())
+    return total

@@ -193,9 +193,10 @@ def _accept(runtime: Runtime, workspace: WorkspaceKeys, batch: list[dict[str, An
 
 
 def _attempts(runtime: Runtime, workspace: WorkspaceKeys) -> list[int]:
-    with runtime.session_factory() as session:
+    """The attempts of the workspace's waiting entries (on SQLite they wait in the spool)."""
+    with (runtime.spool or runtime.engine).connect() as connection:
         return list(
-            session.scalars(
+            connection.scalars(
                 select(InboxEntry.attempts).where(InboxEntry.workspace_id == workspace.id)
             )
         )

@@ -771,8 +771,12 @@ class WorkerBacklog:
 
     DIRTY_DAYS = "rollup_dirty_days"
 
-    def __init__(self, engine: Engine, workspace_id: uuid.UUID) -> None:
+    def __init__(
+        self, engine: Engine, workspace_id: uuid.UUID, spool: Engine | None = None
+    ) -> None:
+        """``spool``: SQLite's inbox spool (ingestion.spool), where accepted bodies wait."""
         self.engine = engine
+        self.spool = spool
         self.workspace_id = workspace_id
         inspector = inspect(engine)
         self._dirty_days = None
@@ -786,10 +790,17 @@ class WorkerBacklog:
 
     def __call__(self) -> int:
         workspace_id = self.workspace_id
-        queries: Sequence[Any] = [
+        inbox = (
             select(func.count())
             .select_from(InboxEntry)
-            .where(InboxEntry.workspace_id == workspace_id),
+            .where(InboxEntry.workspace_id == workspace_id)
+        )
+        waiting = 0
+        if self.spool is not None:
+            with self.spool.connect() as connection:
+                waiting = int(connection.execute(inbox).scalar_one())
+        queries: Sequence[Any] = [
+            inbox,
             select(func.count())
             .select_from(DerivationTask)
             .where(
@@ -803,7 +814,7 @@ class WorkerBacklog:
         if self._dirty_days is not None:
             queries = [*queries, self._dirty_days]
         with self.engine.connect() as connection:
-            return sum(int(connection.execute(query).scalar_one()) for query in queries)
+            return waiting + sum(int(connection.execute(query).scalar_one()) for query in queries)
 
 
 # -- progress bars ----------------------------------------------------------------------------

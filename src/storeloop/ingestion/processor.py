@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Insert, Table, Uuid, any_, bindparam, delete, select
+from sqlalchemy import Engine, Insert, Table, Uuid, any_, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -46,6 +46,71 @@ EVENTS_TABLE = cast(Table, Event.__table__)
 DERIVATION_TABLE = cast(Table, DerivationTask.__table__)
 
 
+class _Inbox:
+    """The main database's inbox table: entries are claimed, processed and deleted in one
+    transaction (on PostgreSQL, many workers at once thanks to SKIP LOCKED)."""
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+
+    def claim(self, session: Session, ids: Sequence[uuid.UUID] | None = None) -> list[InboxEntry]:
+        query = select(InboxEntry).order_by(InboxEntry.id).limit(self.batch_size)
+        if ids is not None:
+            query = query.where(InboxEntry.id.in_(ids))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return list(session.scalars(query))
+
+    def finish(self, session: Session, ids: Sequence[uuid.UUID]) -> None:
+        """Inside the processing transaction: the entries are done."""
+        session.execute(delete(InboxEntry).where(InboxEntry.id.in_(ids)))
+
+    def after_commit(self, ids: Sequence[uuid.UUID]) -> None:
+        """After the processing transaction committed."""
+
+    def count_failure(self, session: Session, entry_id: uuid.UUID) -> InboxEntry | None:
+        """One more failed attempt at an entry, in ``session`` (committed by the caller)."""
+        entry = session.get(InboxEntry, entry_id)
+        if entry is not None:
+            entry.attempts += 1
+        return entry
+
+
+class _Spool(_Inbox):
+    """The spool file of SQLite (ADR 0011): entries are read, processed and committed in the main
+    database, and only then deleted from the spool, in a short transaction of its own. A crash in
+    between processes them again, which stores nothing twice (events are unique per workspace
+    and messageId). One processor per SQLite database, as ever."""
+
+    def __init__(self, batch_size: int, engine: Engine) -> None:
+        super().__init__(batch_size)
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def claim(self, session: Session, ids: Sequence[uuid.UUID] | None = None) -> list[InboxEntry]:
+        query = select(InboxEntry).order_by(InboxEntry.id).limit(self.batch_size)
+        if ids is not None:
+            query = query.where(InboxEntry.id.in_(ids))
+        with self.sessions() as spool:
+            entries = list(spool.scalars(query))
+            spool.expunge_all()
+        return entries
+
+    def finish(self, session: Session, ids: Sequence[uuid.UUID]) -> None:
+        pass
+
+    def after_commit(self, ids: Sequence[uuid.UUID]) -> None:
+        with self.sessions.begin() as spool:
+            spool.execute(delete(InboxEntry).where(InboxEntry.id.in_(ids)))
+
+    def count_failure(self, session: Session, entry_id: uuid.UUID) -> InboxEntry | None:
+        with self.sessions.begin() as spool:
+            entry = spool.get(InboxEntry, entry_id)
+            if entry is None:
+                return None
+            entry.attempts += 1
+        return entry
+
+
 class InboxProcessor:
     def __init__(
         self,
@@ -54,34 +119,47 @@ class InboxProcessor:
         limits: Limits,
         *,
         batch_size: int = 64,
+        spool: Engine | None = None,
         on_profiles_merged: ProfilesMerged | None = None,
     ) -> None:
+        """``spool``: the engine of SQLite's inbox spool (ingestion.spool), processed after the
+        main database's inbox table."""
         self.session_factory = session_factory
         self.keyring = keyring
         self.limits = limits
         self.batch_size = batch_size
+        self._inboxes: list[_Inbox] = [_Inbox(batch_size)]
+        if spool is not None:
+            self._inboxes.append(_Spool(batch_size, spool))
         # Told, inside the same transaction, which profiles a merge touched (attribution
         # re-attributes their orders); wired by the runtime so ingestion knows no later domain.
         self.on_profiles_merged = on_profiles_merged
 
     def process_once(self) -> int:
-        """Process up to ``batch_size`` inbox entries in one transaction; returns how many."""
+        """Process up to ``batch_size`` entries of each inbox, one transaction each; returns how
+        many."""
+        return sum(self._process_inbox(inbox) for inbox in self._inboxes)
+
+    def _process_inbox(self, inbox: _Inbox) -> int:
         with self.session_factory() as session:
-            entries = self._claim(session)
+            entries = inbox.claim(session)
             if not entries:
                 session.rollback()
                 return 0
             entry_ids = [entry.id for entry in entries]
             try:
                 self._process(session, entries)
+                inbox.finish(session, entry_ids)
                 session.commit()
-                return len(entry_ids)
             except Exception:
                 session.rollback()
                 logger.exception(
                     "processing %d inbox entries failed; retrying one by one", len(entry_ids)
                 )
-        return self._process_one_by_one(entry_ids)
+            else:
+                inbox.after_commit(entry_ids)
+                return len(entry_ids)
+        return self._process_one_by_one(inbox, entry_ids)
 
     def drain(self) -> int:
         total = 0
@@ -99,48 +177,46 @@ class InboxProcessor:
             if not processed:
                 stop.wait(idle_seconds)
 
-    def _claim(self, session: Session, ids: Sequence[uuid.UUID] | None = None) -> list[InboxEntry]:
-        query = select(InboxEntry).order_by(InboxEntry.id).limit(self.batch_size)
-        if ids is not None:
-            query = query.where(InboxEntry.id.in_(ids))
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        return list(session.scalars(query))
-
-    def _process_one_by_one(self, ids: Sequence[uuid.UUID]) -> int:
+    def _process_one_by_one(self, inbox: _Inbox, ids: Sequence[uuid.UUID]) -> int:
         done = 0
         for entry_id in ids:
             with self.session_factory() as session:
-                entries = self._claim(session, [entry_id])
+                entries = inbox.claim(session, [entry_id])
                 if not entries:
                     continue
                 try:
                     self._process(session, entries)
+                    inbox.finish(session, [entry_id])
                     session.commit()
-                    done += 1
-                    continue
                 except Exception:
                     session.rollback()
                     logger.exception("inbox entry %s failed", entry_id)
-            self._record_failure(entry_id)
+                else:
+                    inbox.after_commit([entry_id])
+                    done += 1
+                    continue
+            self._record_failure(inbox, entry_id)
         return done
 
-    def _record_failure(self, entry_id: uuid.UUID) -> None:
+    def _record_failure(self, inbox: _Inbox, entry_id: uuid.UUID) -> None:
         with self.session_factory() as session:
-            entry = session.get(InboxEntry, entry_id)
+            entry = inbox.count_failure(session, entry_id)
             if entry is None:
+                session.rollback()
                 return
-            entry.attempts += 1
-            if entry.attempts >= MAX_ATTEMPTS:
-                self._quarantine_entry(
-                    session, entry, "processing_failed", "could not be processed"
-                )
+            if entry.attempts < MAX_ATTEMPTS:
+                session.commit()
+                return
+            self._quarantine_entry(session, entry, "processing_failed", "could not be processed")
+            inbox.finish(session, [entry_id])
             session.commit()
+        inbox.after_commit([entry_id])
 
     def _quarantine_entry(
         self, session: Session, entry: InboxEntry, reason: str, detail: str
     ) -> None:
-        """Move an entry that cannot be processed into the quarantine, body still sealed."""
+        """Add an entry that cannot be processed to the quarantine, body still sealed (the
+        caller removes it from its inbox)."""
         cipher = self.keyring.cipher(entry.workspace_id)
         quarantine_id = new_id()
         try:
@@ -160,7 +236,6 @@ class InboxProcessor:
                 status="open",
             )
         )
-        session.execute(delete(InboxEntry).where(InboxEntry.id == entry.id))
 
     def _normalize_entry(self, entry: InboxEntry, body: bytes) -> list[NormalizedEvent]:
         envelope = read_envelope(parse_json(body), is_batch=entry.source == BATCH_SOURCE)
@@ -190,7 +265,6 @@ class InboxProcessor:
                 bucket.setdefault(event.message_id, event)
         for workspace_id, events_by_id in by_workspace.items():
             self._store(session, workspace_id, list(events_by_id.values()))
-        session.execute(delete(InboxEntry).where(InboxEntry.id.in_([e.id for e in entries])))
 
     def _store(
         self, session: Session, workspace_id: uuid.UUID, events: list[NormalizedEvent]

@@ -3,6 +3,10 @@
 A request hands its rows to the writer thread and waits; the thread gathers whatever else arrives
 within a couple of milliseconds, commits once (one fsync), and only then resolves every waiting
 request. This keeps "2xx means on disk" while paying for the disk once per group, not per event.
+
+Inbox rows go to ``inbox_engine`` (on SQLite, the spool file of ADR 0011, whose lock the worker
+only takes to delete processed entries), quarantined events to the main database; a group with
+both commits the inbox first, and a request is answered only once both committed.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class GroupCommitWriter:
         self,
         engine: Engine,
         *,
+        inbox_engine: Engine | None = None,
         max_items: int = 256,
         max_wait_ms: float = 2.0,
         housekeeping: Callable[[Connection], object] | None = None,
@@ -45,6 +50,7 @@ class GroupCommitWriter:
         """``housekeeping`` runs on this thread every ``housekeeping_seconds`` (and at stop):
         small bookkeeping writes that belong off the request path."""
         self._engine = engine
+        self._inbox_engine = inbox_engine or engine
         self._housekeeping = housekeeping
         self._housekeeping_seconds = housekeeping_seconds
         self._last_housekeeping = time.monotonic()
@@ -136,10 +142,11 @@ class GroupCommitWriter:
         inbox_rows = [row for pending in group for row in pending.inbox_rows]
         quarantine_rows = [row for pending in group for row in pending.quarantine_rows]
         try:
-            with self._engine.begin() as connection:
-                if inbox_rows:
+            if inbox_rows:
+                with self._inbox_engine.begin() as connection:
                     connection.execute(insert(InboxEntry), inbox_rows)
-                if quarantine_rows:
+            if quarantine_rows:
+                with self._engine.begin() as connection:
                     connection.execute(insert(QuarantinedEvent), quarantine_rows)
         except Exception as exc:
             logger.error("group commit of %d requests failed: %s", len(group), type(exc).__name__)

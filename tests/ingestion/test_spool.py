@@ -1,0 +1,133 @@
+"""SQLite's inbox spool (ADR 0011): the tracking API's commits never wait for the worker's lock.
+
+On SQLite the accepted bodies wait in a database file of their own. The tests hold the main
+database's write lock the way a long worker transaction does and check that requests are still
+acknowledged, that processing after a crash between the two commits stores nothing twice, and
+that a spool of another version is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from storeloop.ingestion.processor import _Spool
+from storeloop.ingestion.spool import SpoolVersionMismatch, create_spool_engine, spool_path
+from storeloop.models import InboxEntry
+from storeloop.runtime import Runtime
+from tests.factories.events import track
+from tests.factories.queries import inbox_count, message_ids
+from tests.factories.workspaces import WorkspaceKeys
+
+
+@pytest.fixture
+def spooled(runtime: Runtime) -> Runtime:
+    if runtime.spool is None:
+        pytest.skip("the spool exists on SQLite only; PostgreSQL keeps the inbox table")
+    return runtime
+
+
+def _main_database(runtime: Runtime) -> str:
+    database = runtime.engine.url.database
+    assert database is not None
+    return database
+
+
+def _send(client: TestClient, workspace: WorkspaceKeys, count: int) -> list[str]:
+    batch = [track() for _ in range(count)]
+    response = client.post(
+        "/v1/batch", content=orjson.dumps({"batch": batch}), headers=workspace.basic_auth
+    )
+    assert response.status_code == 200, response.text
+    return sorted(message["messageId"] for message in batch)
+
+
+def test_requests_are_acknowledged_while_the_main_database_is_locked(
+    spooled: Runtime, client: TestClient, workspace: WorkspaceKeys
+) -> None:
+    """A worker transaction holding SQLite's write lock no longer holds up the API: the body is
+    committed to the spool. (With the inbox in the main file, this request would wait for the
+    lock until the busy timeout and answer 503.)"""
+    locker = sqlite3.connect(_main_database(spooled), timeout=0, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    try:
+        sent = _send(client, workspace, 5)
+        # The main database really is locked meanwhile.
+        probe = sqlite3.connect(_main_database(spooled), timeout=0)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            probe.execute("BEGIN IMMEDIATE")
+        probe.close()
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    with spooled.spool.connect() as connection:  # type: ignore[union-attr]
+        waiting = connection.scalar(
+            select(func.count())
+            .select_from(InboxEntry)
+            .where(InboxEntry.workspace_id == workspace.id)
+        )
+    assert waiting == 1
+    spooled.processor.drain()
+    assert message_ids(spooled, workspace.id) == sent
+    assert inbox_count(spooled, workspace.id) == 0
+
+
+def test_a_crash_between_the_two_commits_stores_nothing_twice(
+    spooled: Runtime,
+    client: TestClient,
+    workspace: WorkspaceKeys,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Events committed, then the process dies before the spool forgets the entry: the next
+    processor finds the entry again and stores nothing twice."""
+    sent = _send(client, workspace, 3) + _send(client, workspace, 2)
+    crashed = threading.Event()
+
+    def crash(_self: _Spool, _ids: object) -> None:
+        crashed.set()
+        raise KeyboardInterrupt("simulated crash after the main commit")
+
+    monkeypatch.setattr(_Spool, "after_commit", crash)
+    with pytest.raises(KeyboardInterrupt):
+        spooled.processor.drain()
+    assert crashed.is_set()
+    assert message_ids(spooled, workspace.id) == sorted(sent)
+    assert inbox_count(spooled, workspace.id) == 2
+    monkeypatch.undo()
+
+    spooled.processor.drain()
+    assert message_ids(spooled, workspace.id) == sorted(sent)
+    assert inbox_count(spooled, workspace.id) == 0
+
+
+def test_the_spool_sits_beside_the_database_file(tmp_path: Path) -> None:
+    assert spool_path(f"sqlite:///{tmp_path / 'shop.db'}") == tmp_path / "shop-inbox.db"
+    assert spool_path(f"sqlite:///{tmp_path / 'shop'}") == tmp_path / "shop-inbox.db"
+    for url in ("sqlite://", "sqlite:///:memory:", "postgresql+psycopg://localhost/shop"):
+        assert spool_path(url) is None
+        assert create_spool_engine(url) is None
+
+
+def test_a_spool_of_another_version_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    path = spool_path(url)
+    assert path is not None
+    other = sqlite3.connect(path)
+    other.execute("PRAGMA user_version = 99")
+    other.close()
+    with pytest.raises(SpoolVersionMismatch, match="version 99"):
+        create_spool_engine(url)
+    # A new spool is created with its table, and opening it again is harmless.
+    path.unlink()
+    for _ in range(2):
+        engine = create_spool_engine(url)
+        assert engine is not None
+        with engine.connect() as connection:
+            assert connection.scalar(select(func.count()).select_from(InboxEntry)) == 0
+        engine.dispose()
