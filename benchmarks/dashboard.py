@@ -132,8 +132,9 @@ def _pg_url(admin_url: str) -> str:
 
 def _fresh_database(backend: str, admin_url: str) -> str:
     if backend == "sqlite":
-        for suffix in ("", "-wal", "-shm"):
-            (WORK_DIR / f"storeloop.db{suffix}").unlink(missing_ok=True)
+        for name in ("storeloop", "storeloop-inbox"):
+            for suffix in ("", "-wal", "-shm"):
+                (WORK_DIR / f"{name}.db{suffix}").unlink(missing_ok=True)
         return _sqlite_url()
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(
@@ -145,8 +146,9 @@ def _fresh_database(backend: str, admin_url: str) -> str:
 
 def drop_database(backend: str, admin_url: str) -> None:
     if backend == "sqlite":
-        for suffix in ("", "-wal", "-shm"):
-            (WORK_DIR / f"storeloop.db{suffix}").unlink(missing_ok=True)
+        for name in ("storeloop", "storeloop-inbox"):
+            for suffix in ("", "-wal", "-shm"):
+                (WORK_DIR / f"{name}.db{suffix}").unlink(missing_ok=True)
     else:
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(

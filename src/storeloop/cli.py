@@ -73,11 +73,17 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _migrate(settings: Settings) -> None:
+    """The schema at the latest revision and, on a SQLite file, the inbox spool (ADR 0011)."""
+    from storeloop.ingestion.spool import create_spool_engine
+
     engine = create_db_engine(settings.resolved_database_url)
     try:
         migrations.upgrade(engine)
     finally:
         engine.dispose()
+    spool = create_spool_engine(settings.resolved_database_url)
+    if spool is not None:
+        spool.dispose()
 
 
 def _resolve_workspace(session: object, ref: str) -> uuid.UUID:
@@ -335,6 +341,9 @@ def _doctor_spool(settings: Settings, report: Callable[[bool, str, str], None]) 
 
     path = spool_path(settings.resolved_database_url)
     if path is None:
+        return
+    if not path.exists():
+        report(True, "inbox spool", f"{path} (not created yet: `storeloop migrate` creates it)")
         return
     try:
         spool = create_spool_engine(settings.resolved_database_url)

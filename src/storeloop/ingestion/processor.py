@@ -3,7 +3,9 @@
 Safe to run on many workers at once with PostgreSQL: each claims its own inbox rows (SKIP LOCKED).
 An entry's events, profile changes and its deletion from the inbox commit in one transaction, and
 everything is idempotent besides (events are unique per workspace and messageId, identity links
-are upserts), so a replayed or re-queued body stores nothing twice. With SQLite, run one processor.
+are upserts, an entry is quarantined under its own id), so a replayed or re-queued body stores
+nothing twice. With SQLite, run one processor; there the entries usually wait in the spool file
+(ADR 0011) and are deleted from it just after the transaction that stored their events.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from storeloop.ingestion.service import BATCH_SOURCE, split_messages
 from storeloop.ingestion.validation import Limits, NormalizedEvent
 from storeloop.kit.crypto import DecryptionError, row_aad
 from storeloop.kit.devices import device_class
+from storeloop.kit.errors import NotFound
 from storeloop.kit.ids import new_id
 from storeloop.kit.timeutil import as_utc
 from storeloop.models import DerivationTask, Event, InboxEntry, QuarantinedEvent
@@ -199,26 +202,42 @@ class InboxProcessor:
         return done
 
     def _record_failure(self, inbox: _Inbox, entry_id: uuid.UUID) -> None:
-        with self.session_factory() as session:
-            entry = inbox.count_failure(session, entry_id)
-            if entry is None:
-                session.rollback()
-                return
-            if entry.attempts < MAX_ATTEMPTS:
+        """Count a failed attempt; the last one moves the entry to the quarantine. A failure
+        here is logged, never raised: the entries after this one must still be processed."""
+        try:
+            with self.session_factory() as session:
+                entry = inbox.count_failure(session, entry_id)
+                if entry is None:
+                    session.rollback()
+                    return
+                if entry.attempts < MAX_ATTEMPTS:
+                    session.commit()
+                    return
+                self._quarantine_entry(
+                    session, entry, "processing_failed", "could not be processed"
+                )
+                inbox.finish(session, [entry_id])
                 session.commit()
-                return
-            self._quarantine_entry(session, entry, "processing_failed", "could not be processed")
-            inbox.finish(session, [entry_id])
-            session.commit()
-        inbox.after_commit([entry_id])
+            inbox.after_commit([entry_id])
+        except Exception:
+            logger.exception("could not record the failure of inbox entry %s", entry_id)
 
     def _quarantine_entry(
         self, session: Session, entry: InboxEntry, reason: str, detail: str
     ) -> None:
         """Add an entry that cannot be processed to the quarantine, body still sealed (the
-        caller removes it from its inbox)."""
+        caller removes it from its inbox). The item takes the entry's id, so an entry processed
+        twice (SQLite's spool after a crash, ADR 0011) is quarantined once."""
         cipher = self.keyring.cipher(entry.workspace_id)
-        quarantine_id = new_id()
+        quarantine_id = entry.id
+        already = session.scalar(
+            select(QuarantinedEvent.id).where(
+                QuarantinedEvent.workspace_id == entry.workspace_id,
+                QuarantinedEvent.id == quarantine_id,
+            )
+        )
+        if already is not None:
+            return
         try:
             body = cipher.open(entry.body_sealed, row_aad("inbox", entry.id, "body"))
         except DecryptionError:
@@ -253,7 +272,13 @@ class InboxProcessor:
     def _process(self, session: Session, entries: Sequence[InboxEntry]) -> None:
         by_workspace: dict[uuid.UUID, dict[str, NormalizedEvent]] = defaultdict(dict)
         for entry in entries:
-            cipher = self.keyring.cipher(entry.workspace_id)
+            try:
+                cipher = self.keyring.cipher(entry.workspace_id)
+            except NotFound:
+                # The workspace was deleted with its data (or the spool outlived its database):
+                # nothing can open, store or quarantine the body. Removed with the batch.
+                logger.error("inbox entry %s belongs to no workspace; discarded", entry.id)
+                continue
             try:
                 body = cipher.open(entry.body_sealed, row_aad("inbox", entry.id, "body"))
                 events = self._normalize_entry(entry, body)

@@ -17,11 +17,14 @@ replays (which must commit with the quarantine item's status) and entries from b
 
 from __future__ import annotations
 
+import itertools
+import time
 from pathlib import Path
 from typing import cast
 
 from sqlalchemy import Engine, Table
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from storeloop.db import create_db_engine
@@ -30,6 +33,7 @@ from storeloop.models import InboxEntry
 
 SPOOL_VERSION = 1
 INBOX_TABLE = cast(Table, InboxEntry.__table__)
+_CREATE_ATTEMPTS = 20
 
 
 class SpoolVersionMismatch(StoreloopError):
@@ -54,17 +58,30 @@ def create_spool_engine(database_url: str) -> Engine | None:
     if path is None:
         return None
     engine = create_db_engine(f"sqlite:///{path}")
+    # The API and a worker may open a new spool at the same moment; switching a new file to WAL
+    # fails at once ("database is locked") rather than waiting, so the loser tries again.
+    for attempt in itertools.count(1):
+        try:
+            _prepare(engine, path)
+            return engine
+        except Exception as exc:
+            engine.dispose()
+            locked = isinstance(exc, OperationalError) and "locked" in str(exc)
+            if not locked or attempt >= _CREATE_ATTEMPTS:
+                raise
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _prepare(engine: Engine, path: Path) -> None:
     with engine.begin() as connection:
         version = connection.exec_driver_sql("PRAGMA user_version").scalar_one()
         if version not in (0, SPOOL_VERSION):
-            engine.dispose()
             raise SpoolVersionMismatch(
                 f"the inbox spool {path} has version {version}, this storeloop writes "
                 f"{SPOOL_VERSION}: let the previous version's worker drain it, then remove it"
             )
-        # IF NOT EXISTS: the API and a worker may open a new spool at the same moment.
         connection.execute(CreateTable(INBOX_TABLE, if_not_exists=True))
         for index in INBOX_TABLE.indexes:
             connection.execute(CreateIndex(index, if_not_exists=True))
         connection.exec_driver_sql(f"PRAGMA user_version = {SPOOL_VERSION}")
-    return engine

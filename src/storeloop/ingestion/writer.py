@@ -5,8 +5,11 @@ within a couple of milliseconds, commits once (one fsync), and only then resolve
 request. This keeps "2xx means on disk" while paying for the disk once per group, not per event.
 
 Inbox rows go to ``inbox_engine`` (on SQLite, the spool file of ADR 0011, whose lock the worker
-only takes to delete processed entries), quarantined events to the main database; a group with
-both commits the inbox first, and a request is answered only once both committed.
+only takes to delete processed entries), quarantined events to the main database: there a group
+commits the spool first, then the quarantine, and a request with rejected events is answered only
+once both committed (if the second fails, that request gets the error and its SDK retries; its
+valid events are then in the spool twice, which processing stores once when they carry a
+messageId).
 """
 
 from __future__ import annotations
@@ -142,19 +145,39 @@ class GroupCommitWriter:
         inbox_rows = [row for pending in group for row in pending.inbox_rows]
         quarantine_rows = [row for pending in group for row in pending.quarantine_rows]
         try:
-            if inbox_rows:
-                with self._inbox_engine.begin() as connection:
+            with self._inbox_engine.begin() as connection:
+                if inbox_rows:
                     connection.execute(insert(InboxEntry), inbox_rows)
-            if quarantine_rows:
+                if quarantine_rows and self._inbox_engine is self._engine:
+                    connection.execute(insert(QuarantinedEvent), quarantine_rows)
+                    quarantine_rows = []
+        except Exception as exc:
+            self._fail(group, exc)
+            return
+        quarantine_error: Exception | None = None
+        if quarantine_rows:
+            # SQLite's spool (ADR 0011): the quarantine is in the main file, a second commit.
+            try:
                 with self._engine.begin() as connection:
                     connection.execute(insert(QuarantinedEvent), quarantine_rows)
-        except Exception as exc:
-            logger.error("group commit of %d requests failed: %s", len(group), type(exc).__name__)
-            for pending in group:
-                _resolve(pending.future, exc)
-            return
+            except Exception as exc:
+                quarantine_error = exc
+                logger.error(
+                    "quarantine rows of %d requests could not be written: %s",
+                    sum(1 for pending in group if pending.quarantine_rows),
+                    type(exc).__name__,
+                )
         for pending in group:
-            _resolve(pending.future, None)
+            # A request whose rejected events could not be kept is answered with the error
+            # (its SDK retries); the others are stored whole.
+            failed = quarantine_error is not None and pending.quarantine_rows
+            _resolve(pending.future, quarantine_error if failed else None)
+
+    @staticmethod
+    def _fail(group: list[_Pending], exc: Exception) -> None:
+        logger.error("group commit of %d requests failed: %s", len(group), type(exc).__name__)
+        for pending in group:
+            _resolve(pending.future, exc)
 
     def _take_all(self) -> list[_Pending]:
         items: list[_Pending] = []
