@@ -119,7 +119,10 @@ def test_a_large_backlog_is_written_in_chunks(runtime: Runtime, workspace: Works
         writer.record(_row(workspace.id, link_id))
     with statements(runtime.engine) as counts:
         assert writer.flush() == 4500
-    assert counts == {"click_inserts": 3, "commits": 3}
+    # Transactions of 2,000 rows; on SQLite, statements of 500 rows (one statement step each:
+    # an executemany's step per row let the writer fall behind a busy redirect).
+    inserts = 3 if runtime.engine.dialect.name == "postgresql" else 4 + 4 + 1
+    assert counts == {"click_inserts": inserts, "commits": 3}
     assert (writer.clicks_written, writer.batches_written) == (4500, 3)
     assert _count(runtime, workspace.id) == 4500
 
