@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from crawlerdetect import CrawlerDetect
+from crawlerdetect.providers.crawlers import data as _crawler_patterns
+from crawlerdetect.providers.exclusions import data as _exclusion_patterns
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from storeloop.kit.ids import new_id
 from storeloop.kit.urls import destination_allowed
-from storeloop.tracking.bots import VelocityRule, user_agent_key, user_agent_verdict
+from storeloop.tracking.bots import VelocityRule, _crawlers, user_agent_key, user_agent_verdict
 from storeloop.tracking.network import client_ip, parse_networks, truncate_ip
 from storeloop.tracking.privacy import reduce_referrer, reduce_user_agent
 
@@ -173,3 +180,59 @@ def test_user_agents_are_kept_reduced(user_agent: str | None, reduced: str | Non
 )
 def test_referrers_keep_scheme_host_and_path(referrer: str, kept: str | None) -> None:
     assert reduce_referrer(referrer) == kept
+
+
+# -- the RE2 form of crawlerdetect's patterns gives crawlerdetect's verdicts ---------------------
+
+_BROWSER_TEMPLATES = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_{0} like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.{0} Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; SM-S91{0}B) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.6367.{1} Mobile Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/12{0}.0.6367.{1} Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_{0} like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Mobile/15E148 Instagram 3{0}.0.0.34.111 (iPhone15,2; iOS 17_1; en_US; en)",
+    "Mozilla/5.0 (Linux; Android 13; Pixel {0} Build/TP1A.220624.014; wv) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Version/4.0 Chrome/119.0.6045.{1} Mobile Safari/537.36 "
+    "AppName/musical_ly BytedanceWebview/d8a21c6",
+)
+_ASCII = st.characters(min_codepoint=32, max_codepoint=126)
+
+
+def _agrees(user_agent: str) -> bool:
+    return _crawlers.is_crawler(user_agent) == CrawlerDetect().is_crawler(user_agent)
+
+
+def test_browsers_of_the_redirect_benchmark_are_people_for_both() -> None:
+    agents = [
+        template.format(serial % 10, serial)
+        for serial in range(200)
+        for template in _BROWSER_TEMPLATES
+    ]
+    assert [agent for agent in agents if not _agrees(agent)] == []
+    assert not any(_crawlers.is_crawler(agent) for agent in agents)
+
+
+@st.composite
+def _pattern_examples(draw: st.DrawFn) -> str:
+    """A user agent holding a string one of crawlerdetect's own patterns (crawlers, or the
+    exclusions it removes first) matches, inside browser-like text."""
+    patterns = draw(st.sampled_from([_crawler_patterns, _exclusion_patterns]))
+    pattern = re.compile(draw(st.sampled_from(patterns)), re.IGNORECASE)
+    example = draw(st.from_regex(pattern, alphabet=_ASCII))
+    before = draw(st.sampled_from(["", "Mozilla/5.0 (compatible; ", _BROWSER_TEMPLATES[0]]))
+    after = draw(st.sampled_from(["", "/2.1", "; +http://example.com/bot)", " Safari/604.1"]))
+    return f"{before}{example}{after}"
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_pattern_examples())
+def test_the_fast_patterns_agree_with_crawlerdetect(user_agent: str) -> None:
+    assert _agrees(user_agent), user_agent
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=120))
+def test_any_text_gets_crawlerdetects_verdict(user_agent: str) -> None:
+    assert _agrees(user_agent), user_agent

@@ -8,10 +8,14 @@ misclassified is turned away.
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from functools import lru_cache
 
+import re2
 from crawlerdetect import CrawlerDetect
+from crawlerdetect.providers.crawlers import data as _crawler_patterns
+from crawlerdetect.providers.exclusions import data as _exclusion_patterns
 
 # A prefetch or an embedded fetch of the link (Sec-Fetch-Mode other than navigate, Sec-Purpose:
 # prefetch): stored, but not a person following it.
@@ -47,6 +51,52 @@ LINK_PREVIEW_FETCHERS = (
 _crawler_detect = CrawlerDetect()
 
 
+class _CrawlerPatterns:
+    """crawlerdetect's verdict, faster: its ~1,500 crawler patterns as one RE2 automaton.
+
+    crawlerdetect removes its exclusion patterns from the user agent, then searches one Python
+    regular expression made of every crawler pattern: about 0.5 ms per user agent, holding the
+    GIL (measured: 530 us; the redirect's click writer fell to 2,900 clicks/s with 10,000
+    distinct user agents). The same patterns in RE2 take about 2 us. Same lists, same steps:
+    the exclusions are still removed with Python's engine, and the one pattern RE2 cannot run (a
+    lookahead) is searched with Python's. Only ASCII user agents take this path (RE2's and
+    Python's case folding and \\w differ beyond ASCII); the rest go to crawlerdetect itself.
+    tests/tracking/test_bots.py checks the two agree on patterns' own examples and real traffic.
+    """
+
+    def __init__(self) -> None:
+        options = re2.Options()
+        options.case_sensitive = False
+        automaton = [pattern for pattern in _crawler_patterns if not _needs_python(pattern)]
+        python_only = [pattern for pattern in _crawler_patterns if _needs_python(pattern)]
+        self._crawlers = re2.compile("(?:" + "|".join(automaton) + ")", options)
+        self._python_crawlers = (
+            re.compile("(?:" + "|".join(python_only) + ")", re.IGNORECASE) if python_only else None
+        )
+        self._exclusions = re.compile("(?:" + "|".join(_exclusion_patterns) + ")", re.IGNORECASE)
+
+    def is_crawler(self, user_agent: str) -> bool:
+        agent = user_agent.strip()
+        if not agent:
+            return False
+        if not agent.isascii():
+            return bool(_crawler_detect.is_crawler(agent))
+        agent = self._exclusions.sub("", agent)
+        if not agent:
+            return False
+        if self._crawlers.search(agent) is not None:
+            return True
+        return self._python_crawlers is not None and self._python_crawlers.search(agent) is not None
+
+
+def _needs_python(pattern: str) -> bool:
+    """Lookarounds and backreferences, which RE2 does not run."""
+    return re.search(r"\(\?<?[=!]|\\[1-9]", pattern) is not None
+
+
+_crawlers = _CrawlerPatterns()
+
+
 @lru_cache(maxsize=4096)
 def user_agent_verdict(user_agent: str | None) -> str | None:
     """The bot reason a user agent alone gives, or None for a browser."""
@@ -56,7 +106,7 @@ def user_agent_verdict(user_agent: str | None) -> str | None:
     # WhatsApp's fetcher is "WhatsApp/2.23.20.0 A"; WhatsApp has no in-app browser of its own.
     if lowered.startswith("whatsapp/") or any(token in lowered for token in LINK_PREVIEW_FETCHERS):
         return "link_preview"
-    if _crawler_detect.is_crawler(user_agent):
+    if _crawlers.is_crawler(user_agent):
         return "user_agent"
     return None
 
