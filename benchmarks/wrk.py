@@ -63,8 +63,10 @@ def run_wrk(
     connections: int,
     threads: int,
     unique: bool = False,
+    delay_ms: int = 0,
 ) -> tuple[LoadResult, str]:
-    """Run wrk on ``url`` with the rotating-bodies script; the result and wrk's own output."""
+    """Run wrk on ``url`` with the rotating-bodies script; the result and wrk's own output.
+    ``delay_ms``: each connection waits that long before each request (a paced load)."""
     command = [
         require_wrk(),
         f"--threads={threads}",
@@ -81,6 +83,7 @@ def run_wrk(
         "BENCH_PATH": "/" + url.split("/", 3)[3],
         "BENCH_AUTH": authorization,
         "BENCH_UNIQUE": "1" if unique else "0",
+        "BENCH_DELAY_MS": str(delay_ms),
     }
     completed = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if completed.returncode != 0:

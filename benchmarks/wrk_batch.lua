@@ -8,6 +8,16 @@ local bodies_path = os.getenv("BENCH_BODIES")
 local path = os.getenv("BENCH_PATH") or "/v1/batch"
 local auth = os.getenv("BENCH_AUTH") or ""
 local unique = os.getenv("BENCH_UNIQUE") == "1"
+-- BENCH_DELAY_MS > 0: each connection waits before each request, on average that long (a paced
+-- load, for the latency at a given rate rather than at saturation). The waits are exponential
+-- (independent visitors, Poisson arrivals): a fixed wait keeps the 16 connections in step, so
+-- their requests arrive as bursts of 16 that queue behind each other.
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+if delay_ms > 0 then
+  function delay()
+    return math.floor(-math.log(1 - math.random()) * delay_ms + 0.5)
+  end
+end
 
 local threads = {}
 local next_id = 0
@@ -42,6 +52,7 @@ function init(args)
   file:close()
   -- Threads start at different places in the pool.
   position = (id * 97) % #bodies + 1
+  math.randomseed(os.time() + id * 7919)
 end
 
 function request()
