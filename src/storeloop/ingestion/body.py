@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
+import zstandard
 
 from storeloop.ingestion.validation import InvalidEvent, parse_timestamp
 from storeloop.kit.errors import StoreloopError
@@ -51,6 +53,38 @@ def decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
     if len(data) > max_bytes or inflater.unconsumed_tail:
         raise BodyTooLarge(f"the decompressed body is larger than {max_bytes} bytes")
     return data
+
+
+# The inbox keeps bodies zstd-compressed before they are sealed (ADR 0012): a 100-event body of
+# about 100 KB becomes about 9 KB for 0.07 ms of CPU, so a group commit writes a twelfth of the
+# bytes (PostgreSQL, 2 API processes: 97k -> 115k events/s, p99 198 -> 24 ms).
+# A frame starts with zstd's magic number, which no JSON body can (0x28 is
+# "(", not a JSON value); bodies stored before, and quarantine replays, are plain JSON.
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_codecs = threading.local()  # zstandard's (de)compressors are not shared between threads
+
+
+def pack_body(data: bytes) -> bytes:
+    """The body as the inbox keeps it (before sealing): a zstd frame."""
+    compressor = getattr(_codecs, "compressor", None)
+    if compressor is None:
+        compressor = _codecs.compressor = zstandard.ZstdCompressor(level=1)
+    return bytes(compressor.compress(data))
+
+
+def unpack_body(stored: bytes, max_bytes: int = 64 * 1024 * 1024) -> bytes:
+    """The body an inbox entry holds (after opening): the JSON sent, whether packed or not.
+    (Sealed entries are authenticated, so only this service wrote them; ``max_bytes`` is a
+    backstop, far above any body size limit.)"""
+    if not stored.startswith(_ZSTD_MAGIC):
+        return stored
+    decompressor = getattr(_codecs, "decompressor", None)
+    if decompressor is None:
+        decompressor = _codecs.decompressor = zstandard.ZstdDecompressor()
+    try:
+        return bytes(decompressor.decompress(stored, max_output_size=max_bytes))
+    except zstandard.ZstdError as exc:
+        raise InvalidBody("invalid_body", f"the stored body does not decompress: {exc}") from None
 
 
 def parse_json(data: bytes) -> Any:

@@ -10,6 +10,7 @@ nothing twice. With SQLite, run one processor; there the entries usually wait in
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from storeloop.analytics.repository import mark_days
 from storeloop.identity.schemas import Observation
 from storeloop.identity.service import resolve
-from storeloop.ingestion.body import InvalidBody, parse_json, read_envelope
+from storeloop.ingestion.body import InvalidBody, parse_json, read_envelope, unpack_body
 from storeloop.ingestion.derivation import needs_derivation
 from storeloop.ingestion.service import BATCH_SOURCE, split_messages
 from storeloop.ingestion.validation import Limits, NormalizedEvent
@@ -243,6 +244,9 @@ class InboxProcessor:
         except DecryptionError:
             body = b""
             reason = "undecryptable"
+        else:
+            with contextlib.suppress(InvalidBody):  # else kept as stored
+                body = unpack_body(body)
         session.add(
             QuarantinedEvent(
                 id=quarantine_id,
@@ -280,8 +284,8 @@ class InboxProcessor:
                 logger.error("inbox entry %s belongs to no workspace; discarded", entry.id)
                 continue
             try:
-                body = cipher.open(entry.body_sealed, row_aad("inbox", entry.id, "body"))
-                events = self._normalize_entry(entry, body)
+                opened = cipher.open(entry.body_sealed, row_aad("inbox", entry.id, "body"))
+                events = self._normalize_entry(entry, unpack_body(opened))
             except (DecryptionError, InvalidBody) as exc:
                 self._quarantine_entry(session, entry, "unprocessable", str(exc)[:1000])
                 continue

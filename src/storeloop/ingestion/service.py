@@ -19,7 +19,14 @@ from limits.storage import storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 from sqlalchemy.orm import Session, sessionmaker
 
-from storeloop.ingestion.body import Envelope, InvalidBody, decompress, parse_json, read_envelope
+from storeloop.ingestion.body import (
+    Envelope,
+    InvalidBody,
+    decompress,
+    pack_body,
+    parse_json,
+    read_envelope,
+)
 from storeloop.ingestion.fastpath import certainly_valid
 from storeloop.ingestion.validation import (
     InvalidEvent,
@@ -287,7 +294,7 @@ class IngestionService:
                     "workspace_id": identity.workspace_id,
                     "source": source,
                     "received_at": received_at,
-                    "body_sealed": cipher.seal(data, row_aad("inbox", inbox_id, "body")),
+                    "body_sealed": cipher.seal(pack_body(data), row_aad("inbox", inbox_id, "body")),
                     "attempts": 0,
                 }
             )
