@@ -74,6 +74,7 @@ from storeloop.models import (
     Profile,
     Touchpoint,
 )
+from storeloop.tracking.repository import CLICK_COLUMNS
 
 DAY_US = 86_400_000_000
 LOOKBACK_DAYS = 30
@@ -119,18 +120,6 @@ TOUCHPOINT_COLUMNS = (
     "discount_code_id",
     "order_id",
     "is_bot",
-)
-CLICK_COLUMNS = (
-    "id",
-    "workspace_id",
-    "link_id",
-    "clicked_at",
-    "ip_truncated",
-    "user_agent",
-    "referrer",
-    "anonymous_id",
-    "is_bot",
-    "bot_reason",
 )
 ORDER_COLUMNS = (
     "id",

@@ -341,7 +341,7 @@ class LinkCache:
 
 # --- clicks ------------------------------------------------------------------------------------
 
-_CLICK_COLUMNS = (
+CLICK_COLUMNS = (
     "id",
     "workspace_id",
     "link_id",
@@ -366,9 +366,9 @@ _SQLITE_ROWS_PER_STATEMENT = 500
 
 @functools.lru_cache(maxsize=8)
 def _sqlite_insert_clicks(rows: int) -> str:
-    placeholders = f"({', '.join('?' for _ in _CLICK_COLUMNS)})"
+    placeholders = f"({', '.join('?' for _ in CLICK_COLUMNS)})"
     return (
-        f"INSERT INTO {Click.__tablename__} ({', '.join(_CLICK_COLUMNS)}) "
+        f"INSERT INTO {Click.__tablename__} ({', '.join(CLICK_COLUMNS)}) "
         f"VALUES {', '.join(placeholders for _ in range(rows))}"
     )
 
