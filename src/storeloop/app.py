@@ -25,6 +25,7 @@ from storeloop.config import Settings, get_settings
 from storeloop.dashboard import install_dashboard
 from storeloop.identity.endpoints import router as profiles_router
 from storeloop.influencers.endpoints import router as influencers_router
+from storeloop.ingestion.endpoints import SegmentTrackingApi
 from storeloop.ingestion.endpoints import router as ingestion_router
 from storeloop.kit.errors import StoreloopError, error_body, error_document
 from storeloop.orders.endpoints import router as orders_router
@@ -137,6 +138,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = FastAPI(title="storeloop", version=__version__, lifespan=lifespan)
     app.state.runtime = runtime if runtime is not None else Runtime(settings or get_settings())
     _install_error_handlers(app)
+    # POST /v1/*: plain ASGI inside CORS (added first = innermost middleware).
+    app.add_middleware(SegmentTrackingApi)
     # Browsers send tracking calls from the store's own pages (other origins); API keys travel in
     # headers, never cookies, so credentials stay off.
     app.add_middleware(

@@ -258,3 +258,59 @@ def test_browser_preflight_is_allowed(client: TestClient) -> None:
     )
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "*"
+
+
+def test_browser_post_gets_cors_headers(client: TestClient, workspace: WorkspaceKeys) -> None:
+    response = client.post(
+        "/v1/batch",
+        json={"batch": [track()]},
+        headers={**workspace.basic_auth, "Origin": "https://shop.example"},
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+def test_streamed_body_without_content_length(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
+    """Chunked uploads are read to their end, and refused at the first chunk past the limit."""
+    message = track()
+    body = orjson.dumps({"batch": [message]})
+
+    def chunks(data: bytes, size: int = 7):  # type: ignore[no-untyped-def]
+        for start in range(0, len(data), size):
+            yield data[start : start + size]
+
+    ok = client.post("/v1/batch", content=chunks(body), headers=workspace.basic_auth)
+    assert ok.status_code == 200, ok.text
+    big = client.post(
+        "/v1/batch",
+        content=chunks(b" " * (500 * 1024 + 1), 64 * 1024),
+        headers=workspace.basic_auth,
+    )
+    assert (big.status_code, big.json()["error"]["code"]) == (413, "body_too_large")
+    runtime.processor.drain()
+    assert message_ids(runtime, workspace.id) == [message["messageId"]]
+
+
+def test_declared_routes_answer_alike_without_the_asgi_layer(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
+    """The FastAPI routes that declare /v1/* in the OpenAPI document serve it the same way."""
+    from fastapi import FastAPI
+
+    from storeloop.ingestion.endpoints import router
+
+    bare = FastAPI()
+    bare.state.runtime = runtime
+    bare.include_router(router)
+    batch = [track(), track(event=None)]
+    with TestClient(bare) as direct:
+        answers = [
+            app_client.post("/v1/batch", json={"batch": batch}, headers=workspace.basic_auth)
+            for app_client in (client, direct)
+        ]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].json() == answers[1].json()
+    assert answers[1].json()["rejected"][0]["field"] == "batch[1].event"
+    assert "/v1/batch" in client.get("/openapi.json").json()["paths"]

@@ -299,6 +299,7 @@ class IngestionService:
                 }
             )
         quarantine_rows = []
+        raw = None
         for item in rejected:
             quarantine_id = new_id()
             raw = envelope.messages[item.index]
@@ -319,6 +320,9 @@ class IngestionService:
                     "status": "open",
                 }
             )
+        # The parsed body is not needed any more: drop it before waiting for the commit, so the
+        # collector does not keep walking the containers of every request in flight.
+        del envelope, raw
         if inbox_rows or quarantine_rows:
             await self._write(inbox_rows, quarantine_rows)
         return AcceptResult(accepted, rejected)

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Body
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from storeloop.dependencies import CallerDep, RuntimeDep, SessionDep
+from storeloop.kit.asgi import send_error
 from storeloop.kit.errors import Forbidden, StoreloopError, Unauthorized
 from storeloop.runtime import Runtime
 from storeloop.tracking import imports
@@ -27,7 +28,6 @@ from storeloop.tracking.script import (
     OriginNotAllowed,
     parse_context_request,
     send_context,
-    send_error,
     serve_script,
 )
 from storeloop.workspaces.service import KeyKind

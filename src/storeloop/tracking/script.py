@@ -18,7 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 from starlette.types import Scope, Send
 
-from storeloop.kit.errors import Forbidden, StoreloopError, Unauthorized, error_body
+from storeloop.kit.asgi import header
+from storeloop.kit.errors import Forbidden, Unauthorized
 from storeloop.tracking.cookies import (
     CLICK_COOKIE,
     VISITOR_COOKIE,
@@ -42,22 +43,15 @@ _SCRIPT_HEADERS = [
 ]
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for raw_name, raw_value in scope["headers"]:
-        if raw_name == name:
-            return str(raw_value.decode("latin-1"))
-    return None
-
-
 async def serve_script(scope: Scope, send: Send) -> None:
-    if_none_match = _header(scope, b"if-none-match")
+    if_none_match = header(scope, b"if-none-match")
     if if_none_match is not None and SCRIPT_ETAG.decode() in {
         tag.strip().removeprefix("W/") for tag in if_none_match.split(",")
     }:
         await send({"type": "http.response.start", "status": 304, "headers": _SCRIPT_HEADERS})
         await send({"type": "http.response.body", "body": b""})
         return
-    accept_encoding = _header(scope, b"accept-encoding") or ""
+    accept_encoding = header(scope, b"accept-encoding") or ""
     compressed = "gzip" in accept_encoding.lower()
     content = SCRIPT_GZIP if compressed else SCRIPT
     headers = [*_SCRIPT_HEADERS, (b"content-length", str(len(content)).encode())]
@@ -83,7 +77,7 @@ def parse_context_request(scope: Scope) -> ContextRequest:
     keys = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("k", [])
     if not keys or not keys[0].strip():
         raise Unauthorized("send the write key as ?k=slw_...", field="k")
-    origin = _header(scope, b"origin")
+    origin = header(scope, b"origin")
     host = None
     if origin:
         try:
@@ -104,7 +98,7 @@ def context_document(cookie_header: str | None, workspace_id: uuid.UUID) -> dict
 
 
 async def send_context(scope: Scope, send: Send, origin: str, workspace_id: uuid.UUID) -> None:
-    body = orjson.dumps(context_document(_header(scope, b"cookie"), workspace_id))
+    body = orjson.dumps(context_document(header(scope, b"cookie"), workspace_id))
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
@@ -114,16 +108,4 @@ async def send_context(scope: Scope, send: Send, origin: str, workspace_id: uuid
         (b"vary", b"Origin, Cookie"),
     ]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def send_error(send: Send, error: StoreloopError) -> None:
-    body = error_body(error)
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-        *((name.lower().encode(), value.encode()) for name, value in error.headers().items()),
-    ]
-    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": body})
