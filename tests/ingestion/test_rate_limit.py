@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from storeloop.app import create_app
@@ -41,3 +42,36 @@ def test_write_key_over_its_limit_gets_429(database_url: str, tmp_path: Path) ->
         assert event_count(runtime, other.id) == 1
     finally:
         runtime.close()
+
+
+def test_in_process_limiter_starts_no_thread_and_forgets_old_windows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+    import time
+    import uuid
+
+    from storeloop.ingestion.service import InlineExpiryMemoryStorage, WriteKeyRateLimiter
+
+    started: list[threading.Thread] = []
+    original_start = threading.Thread.start
+
+    def counting_start(thread: threading.Thread) -> None:
+        started.append(thread)
+        original_start(thread)
+
+    limiter = WriteKeyRateLimiter("1000/second")
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    key = uuid.uuid4()
+    for _ in range(50):
+        limiter.check(key, 10)
+        time.sleep(0.002)
+    assert started == []
+    storage = limiter._limiter.storage
+    assert isinstance(storage, InlineExpiryMemoryStorage)
+    assert storage.storage  # this second's window
+    # Two windows later the entries have expired; the next hit drops them.
+    time.sleep(2.1)
+    storage._next_expiry = 0.0
+    limiter.check(uuid.uuid4(), 1)
+    assert all(key.hex not in name for name in storage.storage)

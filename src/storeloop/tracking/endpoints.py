@@ -42,8 +42,7 @@ class MethodNotAllowed(StoreloopError):
 
 
 def _allowed_domains(runtime: Runtime, write_key: str) -> tuple[uuid.UUID, tuple[str, ...]]:
-    with runtime.session_factory() as session:
-        identity = runtime.authenticator.authenticate(session, write_key)
+    identity = runtime.authenticator.authenticate(runtime.session_factory, write_key)
     if identity is None:
         raise Unauthorized("unknown or revoked write key", field="k")
     if identity.kind is not KeyKind.WRITE:

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import Connection
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from storeloop.kit.crypto import InstanceCipher, new_data_key, row_aad, wrap_data_key
 from storeloop.kit.errors import Conflict, NotFound, ValidationFailed
@@ -185,7 +185,11 @@ class KeyAuthenticator:
         # (flush_usage), never on the request path.
         self._used: dict[uuid.UUID, datetime] = {}
 
-    def authenticate(self, session: Session, presented: str) -> KeyIdentity | None:
+    def authenticate(
+        self, session: Session | sessionmaker[Session], presented: str
+    ) -> KeyIdentity | None:
+        """The key's identity, or None. Given a session factory, a session is opened only when
+        the cache cannot answer."""
         key_hash = hash_api_key(presented)
         now = time.monotonic()
         cached = self._cache.get(key_hash) or self._misses.get(key_hash)
@@ -193,7 +197,11 @@ class KeyAuthenticator:
             if cached[1] is not None:
                 self._used[cached[1].key_id] = utcnow()
             return cached[1]
-        key = find_active_key_by_hash(session, key_hash)
+        if isinstance(session, Session):
+            key = find_active_key_by_hash(session, key_hash)
+        else:
+            with session() as opened:
+                key = find_active_key_by_hash(opened, key_hash)
         identity = (
             KeyIdentity(key.workspace_id, key.id, KeyKind(key.kind)) if key is not None else None
         )
