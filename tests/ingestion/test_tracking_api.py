@@ -270,27 +270,35 @@ def test_browser_post_gets_cors_headers(client: TestClient, workspace: Workspace
     assert response.headers["access-control-allow-origin"] == "*"
 
 
-def test_streamed_body_without_content_length(
-    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
-) -> None:
-    """Chunked uploads are read to their end, and refused at the first chunk past the limit."""
-    message = track()
-    body = orjson.dumps({"batch": [message]})
+def test_tracking_is_answered_before_the_router(runtime: Runtime, workspace: WorkspaceKeys) -> None:
+    """POST /v1/* is answered by the ASGI layer: FastAPI's router never sees it."""
+    from typing import Any
 
-    def chunks(data: bytes, size: int = 7):  # type: ignore[no-untyped-def]
-        for start in range(0, len(data), size):
-            yield data[start : start + size]
+    from storeloop.app import create_app
 
-    ok = client.post("/v1/batch", content=chunks(body), headers=workspace.basic_auth)
-    assert ok.status_code == 200, ok.text
-    big = client.post(
-        "/v1/batch",
-        content=chunks(b" " * (500 * 1024 + 1), 64 * 1024),
-        headers=workspace.basic_auth,
-    )
-    assert (big.status_code, big.json()["error"]["code"]) == (413, "body_too_large")
-    runtime.processor.drain()
-    assert message_ids(runtime, workspace.id) == [message["messageId"]]
+    app = create_app(runtime=runtime)
+    routed: list[tuple[str, str]] = []
+
+    class Spy:
+        def __init__(self, router: Any) -> None:
+            self.router = router
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.router, name)
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                routed.append((scope["method"], scope["path"]))
+            await self.router(scope, receive, send)
+
+    app.router = Spy(app.router)  # type: ignore[assignment]
+    with TestClient(app) as spied:
+        ok = spied.post("/v1/batch", json={"batch": [track()]}, headers=workspace.basic_auth)
+        assert (ok.status_code, ok.json()) == (200, {"success": True, "accepted": 1})
+        refused = spied.post("/v1/track", json={"event": "x"}, headers=workspace.basic_auth)
+        assert (refused.status_code, refused.json()["error"]["field"]) == (400, "userId")
+        assert spied.get("/v1/batch").status_code == 405
+    assert routed == [("GET", "/v1/batch")]
 
 
 def test_declared_routes_answer_alike_without_the_asgi_layer(

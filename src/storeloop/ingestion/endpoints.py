@@ -67,12 +67,13 @@ async def _track(
 ) -> None:
     length = encoding = authorization = None
     for name, value in scope["headers"]:
-        if name == b"content-length":
-            length = length or value.decode("latin-1")
-        elif name == b"content-encoding":
-            encoding = encoding or value.decode("latin-1")
-        elif name == b"authorization":
-            authorization = authorization or value.decode("latin-1")
+        # The first of repeated headers, as Starlette's Headers.get answers.
+        if name == b"content-length" and length is None:
+            length = value.decode("latin-1")
+        elif name == b"content-encoding" and encoding is None:
+            encoding = value.decode("latin-1")
+        elif name == b"authorization" and authorization is None:
+            authorization = value.decode("latin-1")
     try:
         body = await read_body(receive, length, service.max_body_bytes, BodyTooLarge)
         result = await service.accept(

@@ -165,8 +165,9 @@ class InlineExpiryMemoryStorage(MemoryStorage):
 
     Its own scheduling starts a timer thread 10 ms after a hit whenever none is running: under
     load, a thread start (and a GIL hand-off to it) for every other tracking request, about 4% of
-    a request's CPU. Expiring here keeps memory bounded the same way. (limits is pinned; the test
-    suite checks that hits start no thread and that old windows are dropped.)
+    a request's CPU. Expiring here keeps memory bounded the same way. Called from the event loop's
+    thread only (IngestionService.accept). (limits is pinned; the test suite checks that hits
+    start no thread and that old windows are dropped.)
     """
 
     _next_expiry = 0.0

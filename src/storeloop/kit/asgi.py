@@ -25,7 +25,11 @@ async def read_body(
     """The whole request body, or ``error`` as soon as it is known to exceed ``max_bytes``: from
     Content-Length before reading anything, else at the first chunk past the limit."""
     declared = declared_length or ""
-    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
+    if (
+        declared.isascii()
+        and declared.isdigit()
+        and (len(declared) > len(str(max_bytes)) or int(declared) > max_bytes)
+    ):
         raise error(f"the body is larger than {max_bytes} bytes", field="body")
     chunks: list[bytes] = []
     size = 0
