@@ -149,12 +149,12 @@ class AttributionRepository:
             statement = postgresql.insert(table)
         else:
             statement = sqlite.insert(table)
-        for chunk in _chunks(values, 200):
-            self.session.execute(
-                statement.values(chunk).on_conflict_do_nothing(
-                    index_elements=["workspace_id", "dedupe_key"]
-                )
-            )
+        # One cached statement run for every row (executemany), not a multi-VALUES statement
+        # compiled anew for every chunk: compiling was a fifth of the worker's time.
+        self.session.execute(
+            statement.on_conflict_do_nothing(index_elements=["workspace_id", "dedupe_key"]),
+            values,
+        )
         # A landing decides its sessions' channel: their days are rolled up again (ADR 0008),
         # the next day too when a click just before midnight lands a session just after it.
         days: set[date] = set()
