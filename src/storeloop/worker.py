@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 
@@ -13,7 +14,18 @@ from storeloop.runtime import Runtime
 logger = logging.getLogger(__name__)
 
 
+def lower_priority(niceness: int) -> None:
+    """Add ``niceness`` to this process's (Unix), so requests served beside it come first."""
+    if niceness <= 0 or not hasattr(os, "nice"):
+        return
+    try:
+        os.nice(niceness)
+    except OSError as exc:  # e.g. a container that forbids it: run at the usual priority
+        logger.warning("could not lower the worker's priority: %s", exc)
+
+
 def run_worker(settings: Settings) -> None:
+    lower_priority(settings.worker_nice)
     runtime = Runtime(settings)
     stop = threading.Event()
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import gzip
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
+import pytest
 from fastapi.testclient import TestClient
 
+from storeloop.ingestion import service
 from storeloop.runtime import Runtime
 from tests.factories.events import order_completed, track
 from tests.factories.queries import event_count, inbox_count, message_ids, quarantine_reasons
@@ -272,7 +275,6 @@ def test_browser_post_gets_cors_headers(client: TestClient, workspace: Workspace
 
 def test_tracking_is_answered_before_the_router(runtime: Runtime, workspace: WorkspaceKeys) -> None:
     """POST /v1/* is answered by the ASGI layer: FastAPI's router never sees it."""
-    from typing import Any
 
     from storeloop.app import create_app
 
@@ -322,3 +324,38 @@ def test_declared_routes_answer_alike_without_the_asgi_layer(
     assert answers[0].json() == answers[1].json()
     assert answers[1].json()["rejected"][0]["field"] == "batch[1].event"
     assert "/v1/batch" in client.get("/openapi.json").json()["paths"]
+
+
+def test_a_plain_batch_is_accepted_without_parsing_it_into_objects(
+    client: TestClient,
+    runtime: Runtime,
+    workspace: WorkspaceKeys,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Valid bodies are read by simdjson + msgspec; orjson parses only when a message needs
+    the validator, whose words the answer then carries."""
+    parsed: list[bytes] = []
+    real_parse = service.parse_json
+
+    def spy(data: bytes) -> Any:
+        parsed.append(data)
+        return real_parse(data)
+
+    monkeypatch.setattr(service, "parse_json", spy)
+    batch = [track(), track("Product Added"), order_completed()]
+    assert post_batch(client, workspace, batch).json() == {"success": True, "accepted": 3}
+    single = client.post("/v1/track", json=track(), headers=workspace.basic_auth)
+    assert single.status_code == 200
+    assert parsed == []
+
+    invalid = order_completed()
+    invalid["properties"]["currency"] = "EURO"
+    answer = post_batch(client, workspace, [track(), invalid]).json()
+    assert answer["accepted"] == 1
+    assert answer["rejected"][0]["field"] == "batch[1].properties.currency"
+    assert len(parsed) == 1
+    runtime.processor.drain()
+    assert event_count(runtime, workspace.id) == 5
+    assert quarantine_reasons(runtime, workspace.id) == [
+        ("invalid_ecommerce_property", "batch[1].properties.currency")
+    ]

@@ -1,23 +1,36 @@
-"""The request path's quick verdict on one message: "certainly valid", or "ask the validator".
+"""The request path's quick verdict on a body: "certainly valid", or "ask the validator".
 
-msgspec checks the types of the envelope's fields (and of e-commerce properties) in C; a few
-Python comparisons do the rest. The answer is only ever a shortcut: ``False`` sends the message
-to ``normalize_message``, which decides and words the error, so codes, fields and messages are
-exactly the validator's. Soundness is the one rule: ``True`` must imply that ``normalize_message``
-accepts the message (tests/ingestion/test_fastpath.py checks this with generated messages).
+The answer is only ever a shortcut: ``False`` sends the message to ``normalize_message``, which
+decides and words the error, so codes, fields and messages are exactly the validator's.
+Soundness is the one rule: ``True`` must imply that ``normalize_message`` accepts the message
+(tests/ingestion/test_fastpath.py checks this with generated messages and bodies).
 
-The body itself is still parsed by orjson: msgspec skips fields a Struct does not declare without
-validating them (invalid UTF-8, numbers beyond float range), so only orjson's parse can promise
-the worker, which parses the same body with orjson, the same events.
+A plain body is read without building Python objects (ADR 0013):
+
+1. simdjson validates the whole body in C (``orjson_would_parse``): what it accepts, orjson
+   accepts, so the worker, which parses the body with orjson, will read it too.
+2. One msgspec pass cuts the body into each message's bytes (``read_fast``).
+3. Each message is decoded into ``_Message``: msgspec checks in C the types of the fields the
+   validator reads, skips the rest, and a few Python comparisons finish (``SliceChecker``).
+   Its bytes bound its size and depth: an event too close to a limit is left to the validator.
+
+msgspec alone could not promise step 1: it skips undeclared fields without validating them
+(invalid UTF-8, numbers beyond float range). On a body orjson accepts, msgspec reads the same
+values, except integers beyond 64 bits (orjson makes them floats, msgspec keeps them exact): the
+types below refuse those either way, so the verdict is "ask". ``certainly_valid`` gives the same
+verdict from a parsed message, for bodies that went through orjson anyway.
 """
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 import orjson
+import simdjson
 from msgspec import Meta
 
 from storeloop.ingestion.validation import (
@@ -25,18 +38,22 @@ from storeloop.ingestion.validation import (
     EVENTS_REQUIRING_ORDER_ID,
     MAX_ID_LENGTH,
     MAX_NAME_LENGTH,
+    MAX_NUMBER_DIGITS,
     MESSAGE_TYPES,
     MONEY_FIELDS,
+    InvalidEvent,
     Limits,
     _depth_ok,
     corrected_timestamp,
+    parse_timestamp,
 )
 from storeloop.kit.timeutil import as_utc
 
 # Below this magnitude a number needs no Decimal to know it is a storable amount after rounding
 # (kit.money allows 11 integer digits).
 _SAFE_MAGNITUDE = 1e10
-_SAFE_INT = 10**13
+# The validator refuses any number of MAX_NUMBER_DIGITS integer digits or more, quantities too.
+_SAFE_INT = 10**MAX_NUMBER_DIGITS
 
 # The validator's limits as msgspec constraints, checked in C. Stricter is fine (the validator
 # decides then): integer ids beyond int64, float ids, quantities written as floats.
@@ -48,35 +65,23 @@ Money = Annotated[float, Meta(gt=-_SAFE_MAGNITUDE, lt=_SAFE_MAGNITUDE)]
 Quantity = Annotated[int, Meta(ge=0, lt=_SAFE_INT)]
 
 
-class _Message(msgspec.Struct):
-    """The fields the validator reads; anything else in a message passes through unchecked."""
-
-    type: str | None = None
-    messageId: Id | None = None
-    userId: Id | None = None
-    anonymousId: Id | None = None
-    event: Name | None = None
-    name: Name | None = None
-    category: Name | None = None
-    groupId: Id | None = None
-    previousId: Id | None = None
-    properties: dict[str, Any] | None = None
-    traits: dict[str, Any] | None = None
-    context: dict[str, Any] | None = None
-    integrations: dict[str, Any] | None = None
-    timestamp: str | None = None
-    originalTimestamp: str | None = None
-    sentAt: str | None = None
+# gc=False: decoded JSON cannot form reference cycles, and untracked objects spare the
+# collector work on the request path.
+class _AnyObject(msgspec.Struct, gc=False):
+    """Any JSON object: msgspec checks that it is one and skips its members."""
 
 
-class _Product(msgspec.Struct):
+class _Product(msgspec.Struct, gc=False):
     product_id: Id | None = None
     sku: Id | None = None
     price: Money | None = None
     quantity: Quantity | None = None
 
 
-class _Order(msgspec.Struct):
+class _Order(msgspec.Struct, gc=False):
+    """The properties of an event, as far as the e-commerce rules read them. Checked for every
+    event: a non-commerce event with, say, a text ``total`` is left to the validator."""
+
     order_id: Id | None = None
     total: Money | None = None
     revenue: Money | None = None
@@ -95,11 +100,51 @@ class _Order(msgspec.Struct):
     quantity: Quantity | None = None
 
 
+class _Message(msgspec.Struct, gc=False):
+    """The fields the validator reads; anything else in a message passes through unchecked."""
+
+    type: str | None = None
+    messageId: Id | None = None
+    userId: Id | None = None
+    anonymousId: Id | None = None
+    event: Name | None = None
+    name: Name | None = None
+    category: Name | None = None
+    groupId: Id | None = None
+    previousId: Id | None = None
+    timestamp: str | None = None
+    originalTimestamp: str | None = None
+    sentAt: str | None = None
+    properties: _Order | None = None
+    traits: _AnyObject | None = None
+    context: _AnyObject | None = None
+    integrations: _AnyObject | None = None
+
+
+class _Batch(msgspec.Struct):
+    batch: list[msgspec.Raw]
+    sentAt: Any = None
+    writeKey: Any = None
+
+
+class _Single(msgspec.Struct):
+    writeKey: Any = None
+
+
 assert set(MONEY_FIELDS) <= set(_Order.__struct_fields__), "a money field is not checked"
+_NO_ORDER = _Order()
+_message_decoder = msgspec.json.Decoder(_Message)
+_batch_decoder = msgspec.json.Decoder(_Batch)
+_single_decoder = msgspec.json.Decoder(_Single)
 # Build the types' validators now: a mistake in them must fail at import, not turn every message
-# into a silent fallback (certainly_valid catches ValueError, which msgspec raises for both).
-msgspec.convert({}, _Message)
-msgspec.convert({"products": [{}]}, _Order)
+# into a silent fallback (the checks catch ValueError, which msgspec raises for both).
+msgspec.convert({"properties": {"products": [{}]}, "context": {}}, _Message)
+_message_decoder.decode(b'{"properties":{"products":[{}]},"context":{}}')
+
+# How much longer orjson can write a message than it was sent, when the message holds no escape
+# (escapes only ever shrink): a number such as 1e15 comes back as 1000000000000000.0, 4.5 times
+# its length; strings, literals and punctuation come back as sent and whitespace goes.
+_GROWTH = 5
 
 
 def _present(value: str | int | None) -> bool:
@@ -113,39 +158,30 @@ def _timestamp(raw: str | None) -> datetime | None:
     return as_utc(datetime.fromisoformat(raw.strip()))
 
 
-def _commerce_ok(name: str, properties: dict[str, Any] | None) -> bool:
-    order = msgspec.convert(properties or {}, _Order)
-    if name in EVENTS_REQUIRING_ORDER_ID and not _present(order.order_id):
-        return False
-    currency = order.currency
-    return not currency or (len(currency) == 3 and currency.isascii() and currency.isalpha())
+class SliceChecker:
+    """The verdicts for the messages of one request (its receive time, type and sentAt)."""
 
+    __slots__ = ("batch_sent_at", "earliest", "forced_type", "latest", "limits", "received_at")
 
-def certainly_valid(
-    raw: Any,
-    *,
-    received_at: datetime,
-    limits: Limits,
-    forced_type: str | None,
-    batch_sent_at: datetime | None,
-) -> bool:
-    """True only when ``normalize_message`` would accept ``raw`` with the same arguments."""
-    if type(raw) is not dict:
-        return False
-    try:
-        encoded = orjson.dumps(raw)
-        # Depth cannot exceed the number of brackets: the walk runs only for bracket-rich events.
-        brackets = encoded.count(b"{") + encoded.count(b"[")
-        if brackets > limits.max_json_depth and not _depth_ok(raw, limits.max_json_depth):
-            return False
-        if len(encoded) > limits.max_event_bytes:
-            return False
-        # orjson writes NUL as \\u0000: one scan clears every string of the event at once, and
-        # most events hold no escape at all (memchr for a backslash is quicker than the search).
-        if encoded.find(b"\\") >= 0 and b"\\u0000" in encoded:
-            return False
-        message = msgspec.convert(raw, _Message)
-        kind = forced_type if forced_type is not None else message.type
+    def __init__(
+        self,
+        *,
+        received_at: datetime,
+        limits: Limits,
+        forced_type: str | None,
+        batch_sent_at: datetime | None,
+    ) -> None:
+        self.received_at = received_at
+        self.limits = limits
+        self.forced_type = forced_type
+        self.batch_sent_at = batch_sent_at
+        self.earliest = received_at - limits.max_age
+        self.latest = received_at + limits.max_future
+
+    def message(self, message: _Message) -> bool:
+        """The checks after the types: ids present, names, timestamps in range, e-commerce.
+        Raises what the type checks raise (ValueError...) where the answer is "ask"."""
+        kind = self.forced_type if self.forced_type is not None else message.type
         if kind not in MESSAGE_TYPES:
             return False
         has_user = _present(message.userId)
@@ -162,16 +198,156 @@ def certainly_valid(
         original = _timestamp(message.timestamp)
         if original is None:
             original = _timestamp(message.originalTimestamp)
-        sent_at = _timestamp(message.sentAt) or batch_sent_at
-        timestamp = corrected_timestamp(original, sent_at, received_at)
-        if timestamp < received_at - limits.max_age or timestamp > received_at + limits.max_future:
+        sent_at = _timestamp(message.sentAt) or self.batch_sent_at
+        timestamp = corrected_timestamp(original, sent_at, self.received_at)
+        if timestamp < self.earliest or timestamp > self.latest:
             return False
         event_name = message.event if kind == "track" else None
         if kind in ("page", "screen"):
             event_name = message.name
-        if event_name in ECOMMERCE_EVENTS:
-            assert event_name is not None
-            return _commerce_ok(event_name, message.properties)
-        return True
-    except (msgspec.ValidationError, TypeError, ValueError, OverflowError):
+        if event_name not in ECOMMERCE_EVENTS:
+            return True
+        order = message.properties or _NO_ORDER
+        if event_name in EVENTS_REQUIRING_ORDER_ID and not _present(order.order_id):
+            return False
+        currency = order.currency
+        return not currency or (len(currency) == 3 and currency.isascii() and currency.isalpha())
+
+    def slice(self, raw: msgspec.Raw) -> bool:
+        """From the message's bytes, in a body orjson accepts. Stricter than the validator on
+        size (an event over a fifth of the limit is left to it) and on depth (brackets are
+        counted, not walked)."""
+        limits = self.limits
+        if len(raw) * _GROWTH > limits.max_event_bytes:
+            return False
+        encoded = bytes(raw)
+        if encoded.count(b"{") + encoded.count(b"[") > limits.max_json_depth:
+            return False
+        # The only way to write NUL in JSON is the escape (a raw control character is refused).
+        if encoded.find(b"\\") >= 0 and b"\\u0000" in encoded:
+            return False
+        try:
+            return self.message(_message_decoder.decode(encoded))
+        except (msgspec.ValidationError, msgspec.DecodeError, ValueError, OverflowError):
+            return False
+
+    def parsed(self, raw: Any) -> bool:
+        """From a message orjson parsed."""
+        if type(raw) is not dict:
+            return False
+        limits = self.limits
+        try:
+            encoded = orjson.dumps(raw)
+            # Depth cannot exceed the number of brackets: the walk runs only for bracket-rich
+            # events.
+            brackets = encoded.count(b"{") + encoded.count(b"[")
+            if brackets > limits.max_json_depth and not _depth_ok(raw, limits.max_json_depth):
+                return False
+            if len(encoded) > limits.max_event_bytes:
+                return False
+            # orjson writes NUL as \\u0000: one scan clears every string of the event at once,
+            # and most events hold no escape at all (memchr for a backslash beats the search).
+            if encoded.find(b"\\") >= 0 and b"\\u0000" in encoded:
+                return False
+            return self.message(msgspec.convert(raw, _Message))
+        except (msgspec.ValidationError, TypeError, ValueError, OverflowError):
+            return False
+
+
+def certainly_valid(
+    raw: Any,
+    *,
+    received_at: datetime,
+    limits: Limits,
+    forced_type: str | None,
+    batch_sent_at: datetime | None,
+) -> bool:
+    """True only when ``normalize_message`` would accept ``raw`` with the same arguments."""
+    return SliceChecker(
+        received_at=received_at,
+        limits=limits,
+        forced_type=forced_type,
+        batch_sent_at=batch_sent_at,
+    ).parsed(raw)
+
+
+def certainly_valid_slice(
+    raw: msgspec.Raw,
+    *,
+    received_at: datetime,
+    limits: Limits,
+    forced_type: str | None,
+    batch_sent_at: datetime | None,
+) -> bool:
+    """True only when ``normalize_message`` would accept the message orjson parses from ``raw``
+    (the bytes of one message in a body orjson accepts)."""
+    return SliceChecker(
+        received_at=received_at,
+        limits=limits,
+        forced_type=forced_type,
+        batch_sent_at=batch_sent_at,
+    ).slice(raw)
+
+
+# simdjson validates a whole body (UTF-8, numbers, escapes, depth) without building a Python
+# object. Where it and orjson differ it is the stricter (integers beyond 64 bits, a document
+# nesting exactly 1024 objects), except for a leading byte order mark, which it skips and orjson
+# refuses: such bodies are left to orjson. tests/ingestion/test_fastpath.py holds the evidence.
+_BOM = b"\xef\xbb\xbf"
+_parsers = threading.local()  # a Parser reuses its buffers; one per thread
+
+
+def orjson_would_parse(data: bytes) -> bool:
+    """True only when ``orjson.loads(data)`` succeeds (False: maybe not; ask orjson)."""
+    if data.startswith(_BOM):
         return False
+    parser = getattr(_parsers, "parser", None)
+    if parser is None:
+        parser = _parsers.parser = simdjson.Parser()
+    try:
+        # The document proxy is dropped at once: the parser is free for the next body.
+        parser.parse(data)
+    except (ValueError, RuntimeError):  # UnicodeDecodeError is a ValueError
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class FastEnvelope:
+    """A body read without parsing it into Python objects: each message's bytes, and what
+    ``read_envelope`` would have found in it."""
+
+    slices: list[msgspec.Raw]
+    sent_at: datetime | None
+    write_key: str | None
+
+
+def read_fast(data: bytes, *, is_batch: bool) -> FastEnvelope | None:
+    """The body's messages as bytes, when orjson and ``read_envelope`` would accept the body;
+    None otherwise (the usual path then parses it and words the error)."""
+    if not orjson_would_parse(data):
+        return None
+    try:
+        if is_batch:
+            envelope = _batch_decoder.decode(data)
+            slices = envelope.batch
+            sent_at = parse_timestamp(envelope.sentAt, "sentAt")
+            key = envelope.writeKey
+        else:
+            key = _single_decoder.decode(data).writeKey
+            slices = [msgspec.Raw(data)]
+            sent_at = None
+    # (RecursionError: msgspec stops at a depth that depends on the stack; orjson decides then.)
+    except (msgspec.ValidationError, msgspec.DecodeError, InvalidEvent, RecursionError):
+        return None
+    return FastEnvelope(slices, sent_at, key if isinstance(key, str) and key else None)
+
+
+def message_slices(data: bytes, *, is_batch: bool) -> list[msgspec.Raw] | None:
+    """Each message's bytes, in order, from a body orjson has parsed (None if unreadable so)."""
+    if not is_batch:
+        return [msgspec.Raw(data)]
+    try:
+        return _batch_decoder.decode(data).batch
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None

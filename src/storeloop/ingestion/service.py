@@ -9,10 +9,12 @@ import math
 import reprlib
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import orjson
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, storage_from_string
@@ -27,7 +29,12 @@ from storeloop.ingestion.body import (
     parse_json,
     read_envelope,
 )
-from storeloop.ingestion.fastpath import certainly_valid
+from storeloop.ingestion.fastpath import (
+    FastEnvelope,
+    SliceChecker,
+    message_slices,
+    read_fast,
+)
 from storeloop.ingestion.validation import (
     InvalidEvent,
     Limits,
@@ -95,6 +102,7 @@ def split_messages(
     received_at: datetime,
     limits: Limits,
     build_documents: bool,
+    slices: Sequence[msgspec.Raw] | None = None,
 ) -> tuple[list[NormalizedEvent], list[RejectedEvent]]:
     """The valid events and the rejections of one body.
 
@@ -102,18 +110,23 @@ def split_messages(
     inbox id and receive time they always agree on which events are valid. Without
     ``build_documents`` (the request) only the rejections are wanted: messages the fast path
     finds certainly valid skip the validator and no events are returned; the rest go through
-    ``normalize_message``, which alone words the rejections.
+    ``normalize_message``, which alone words the rejections. ``slices`` (the messages' own bytes,
+    from ``message_slices``) lets the fast path read them without walking the parsed objects.
     """
     forced_type = None if source == BATCH_SOURCE else source
     events: list[NormalizedEvent] = []
     rejected: list[RejectedEvent] = []
+    if slices is not None and len(slices) != len(envelope.messages):
+        slices = None
+    checker = SliceChecker(
+        received_at=received_at,
+        limits=limits,
+        forced_type=forced_type,
+        batch_sent_at=envelope.sent_at,
+    )
     for index, raw in enumerate(envelope.messages):
-        if not build_documents and certainly_valid(
-            raw,
-            received_at=received_at,
-            limits=limits,
-            forced_type=forced_type,
-            batch_sent_at=envelope.sent_at,
+        if not build_documents and (
+            (slices is not None and checker.slice(slices[index])) or checker.parsed(raw)
         ):
             continue
         try:
@@ -248,20 +261,15 @@ class IngestionService:
             )
         return identity
 
-    def decode(
-        self, body: bytes, content_encoding: str | None, *, is_batch: bool
-    ) -> tuple[bytes, Envelope]:
-        """The decompressed body and its messages."""
-        data = decompress(body, content_encoding, self.max_body_bytes)
-        return data, read_envelope(parse_json(data), is_batch=is_batch)
-
     def validate(
         self,
         envelope: Envelope,
+        data: bytes,
         *,
         source: str,
         inbox_id: uuid.UUID,
         received_at: datetime,
+        slices: Sequence[msgspec.Raw] | None = None,
     ) -> list[RejectedEvent]:
         _, rejected = split_messages(
             envelope,
@@ -270,8 +278,22 @@ class IngestionService:
             received_at=received_at,
             limits=self.limits,
             build_documents=False,
+            slices=slices
+            if slices is not None
+            else message_slices(data, is_batch=envelope.is_batch),
         )
         return rejected
+
+    def _all_certainly_valid(
+        self, fast: FastEnvelope, *, source: str, received_at: datetime
+    ) -> bool:
+        checker = SliceChecker(
+            received_at=received_at,
+            limits=self.limits,
+            forced_type=None if source == BATCH_SOURCE else source,
+            batch_sent_at=fast.sent_at,
+        )
+        return all(map(checker.slice, fast.slices))
 
     async def accept(
         self,
@@ -287,21 +309,44 @@ class IngestionService:
         if header_key is not None:
             identity = self.authenticate(header_key)
         is_batch = source == BATCH_SOURCE
+        envelope: Envelope | None = None
         try:
-            data, envelope = self.decode(body, content_encoding, is_batch=is_batch)
+            data = decompress(body, content_encoding, self.max_body_bytes)
         except InvalidBody as exc:
             if identity is not None:
                 await self._quarantine_body(identity, source, body, received_at, exc)
             raise
+        # A plain body (valid JSON, the envelope as expected) is read without building Python
+        # objects; any other is parsed, and the parse words what is wrong with it.
+        fast = read_fast(data, is_batch=is_batch)
+        if fast is None:
+            envelope = await self._parse(identity, source, body, data, received_at, is_batch)
+        if fast is not None:
+            write_key, count = fast.write_key, len(fast.slices)
+        else:
+            assert envelope is not None
+            write_key, count = envelope.write_key, len(envelope.messages)
         if identity is None:
-            identity = self.authenticate(envelope.write_key)
-        self.rate_limiter.check(identity.key_id, len(envelope.messages))
+            identity = self.authenticate(write_key)
+        self.rate_limiter.check(identity.key_id, count)
 
         inbox_id = new_id()
-        rejected = self.validate(
-            envelope, source=source, inbox_id=inbox_id, received_at=received_at
-        )
-        accepted = len(envelope.messages) - len(rejected)
+        rejected: list[RejectedEvent] = []
+        if fast is None or not self._all_certainly_valid(
+            fast, source=source, received_at=received_at
+        ):
+            # Some message needs the validator (and its words): parse the body after all.
+            if envelope is None:
+                envelope = await self._parse(identity, source, body, data, received_at, is_batch)
+            rejected = self.validate(
+                envelope,
+                data,
+                source=source,
+                inbox_id=inbox_id,
+                received_at=received_at,
+                slices=fast.slices if fast is not None else None,
+            )
+        accepted = count - len(rejected)
         cipher = self.keyring.cipher(identity.workspace_id)
         inbox_rows: list[dict[str, Any]] = []
         if accepted:
@@ -318,6 +363,7 @@ class IngestionService:
         quarantine_rows = []
         raw = None
         for item in rejected:
+            assert envelope is not None
             quarantine_id = new_id()
             raw = envelope.messages[item.index]
             quarantine_rows.append(
@@ -339,10 +385,27 @@ class IngestionService:
             )
         # The parsed body is not needed any more: drop it before waiting for the commit, so the
         # collector does not keep walking the containers of every request in flight.
-        del envelope, raw
+        del envelope, fast, raw
         if inbox_rows or quarantine_rows:
             await self._write(inbox_rows, quarantine_rows)
         return AcceptResult(accepted, rejected)
+
+    async def _parse(
+        self,
+        identity: KeyIdentity | None,
+        source: str,
+        body: bytes,
+        data: bytes,
+        received_at: datetime,
+        is_batch: bool,
+    ) -> Envelope:
+        """The body parsed by orjson; an unreadable one is quarantined (key known) and raised."""
+        try:
+            return read_envelope(parse_json(data), is_batch=is_batch)
+        except InvalidBody as exc:
+            if identity is not None:
+                await self._quarantine_body(identity, source, body, received_at, exc)
+            raise
 
     async def _write(
         self, inbox_rows: list[dict[str, Any]], quarantine_rows: list[dict[str, Any]]
