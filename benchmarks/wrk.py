@@ -63,10 +63,11 @@ def run_wrk(
     connections: int,
     threads: int,
     unique: bool = False,
-    delay_ms: int = 0,
+    delay_ms: float = 0,
 ) -> tuple[LoadResult, str]:
     """Run wrk on ``url`` with the rotating-bodies script; the result and wrk's own output.
-    ``delay_ms``: each connection waits that long before each request (a paced load)."""
+    ``delay_ms``: each connection waits that long on average before each request (a paced
+    load; fractions of a millisecond average out over the exponential draws of the script)."""
     command = [
         require_wrk(),
         f"--threads={threads}",

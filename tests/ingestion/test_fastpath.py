@@ -1,9 +1,11 @@
 """The request path's fast verdict: it may only ever say "valid" where the validator agrees.
 
-``certainly_valid`` is a shortcut in front of ``normalize_message``; a wrong "valid" would
-acknowledge an event the worker later drops. The property tests mutate realistic events one
-field at a time (most stay valid, many become subtly invalid) and compare with the validator;
-the examples pin the boundaries, and that the realistic traffic does take the fast path.
+``SliceChecker`` (ingestion/fastpath.py) is a shortcut in front of ``normalize_message``; a
+wrong "valid" would acknowledge an event the worker later drops. The property tests mutate
+realistic events one field at a time (most stay valid, many become subtly invalid) and compare
+with the validator, from the parsed message and from its bytes written three ways; bodies
+mutated byte by byte check that what is read without orjson is what orjson reads. The examples
+pin the boundaries, and that the realistic traffic does take the fast path.
 """
 
 from __future__ import annotations
@@ -22,12 +24,7 @@ from hypothesis import strategies as st
 
 from benchmarks import payloads
 from storeloop.ingestion.body import read_envelope
-from storeloop.ingestion.fastpath import (
-    certainly_valid,
-    certainly_valid_slice,
-    orjson_would_parse,
-    read_fast,
-)
+from storeloop.ingestion.fastpath import SliceChecker, orjson_would_parse, read_fast
 from storeloop.ingestion.service import split_messages
 from storeloop.ingestion.validation import InvalidEvent, Limits, normalize_message
 from tests.ingestion.test_fuzz import any_value, ids, messages, numbers, texts, timestamps
@@ -53,14 +50,15 @@ def _validator_accepts(raw: Any, forced_type: str | None = None, sent_at: Any = 
     return True
 
 
-def _fast(raw: Any, forced_type: str | None = None, sent_at: Any = None) -> bool:
-    return certainly_valid(
-        raw,
-        received_at=RECEIVED_AT,
-        limits=LIMITS,
-        forced_type=forced_type,
-        batch_sent_at=sent_at,
+def _checker(forced_type: str | None = None, sent_at: Any = None) -> SliceChecker:
+    return SliceChecker(
+        received_at=RECEIVED_AT, limits=LIMITS, forced_type=forced_type, batch_sent_at=sent_at
     )
+
+
+def _fast(raw: Any, forced_type: str | None = None, sent_at: Any = None) -> bool:
+    """The verdict from a parsed message."""
+    return _checker(forced_type, sent_at).parsed(raw)
 
 
 FIELD_PATHS = [
@@ -291,13 +289,8 @@ def test_the_request_and_the_worker_split_a_batch_the_same_way() -> None:
 
 
 def _slice_fast(message: bytes, forced_type: str | None = None, sent_at: Any = None) -> bool:
-    return certainly_valid_slice(
-        msgspec.Raw(message),
-        received_at=RECEIVED_AT,
-        limits=LIMITS,
-        forced_type=forced_type,
-        batch_sent_at=sent_at,
-    )
+    """The verdict from a message's bytes."""
+    return _checker(forced_type, sent_at).slice(msgspec.Raw(message))
 
 
 def _spaced(value: Any) -> bytes:
@@ -461,13 +454,7 @@ def test_a_body_read_fast_is_the_body_orjson_reads(data: bytes, is_batch: bool) 
     assert fast.sent_at == envelope.sent_at
     for index, message in enumerate(fast.slices):
         assert orjson.loads(bytes(message)) == envelope.messages[index]
-        if certainly_valid_slice(
-            message,
-            received_at=RECEIVED_AT,
-            limits=LIMITS,
-            forced_type=None if is_batch else "track",
-            batch_sent_at=fast.sent_at,
-        ):
+        if _checker(None if is_batch else "track", fast.sent_at).slice(message):
             assert _validator_accepts(
                 envelope.messages[index], None if is_batch else "track", fast.sent_at
             )

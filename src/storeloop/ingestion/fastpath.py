@@ -17,8 +17,8 @@ A plain body is read without building Python objects (ADR 0013):
 msgspec alone could not promise step 1: it skips undeclared fields without validating them
 (invalid UTF-8, numbers beyond float range). On a body orjson accepts, msgspec reads the same
 values, except integers beyond 64 bits (orjson makes them floats, msgspec keeps them exact): the
-types below refuse those either way, so the verdict is "ask". ``certainly_valid`` gives the same
-verdict from a parsed message, for bodies that went through orjson anyway.
+types below refuse those either way, so the verdict is "ask". ``SliceChecker.parsed`` gives the
+same verdict from a parsed message, for bodies that went through orjson anyway.
 """
 
 from __future__ import annotations
@@ -252,41 +252,6 @@ class SliceChecker:
             return self.message(msgspec.convert(raw, _Message))
         except (msgspec.ValidationError, TypeError, ValueError, OverflowError):
             return False
-
-
-def certainly_valid(
-    raw: Any,
-    *,
-    received_at: datetime,
-    limits: Limits,
-    forced_type: str | None,
-    batch_sent_at: datetime | None,
-) -> bool:
-    """True only when ``normalize_message`` would accept ``raw`` with the same arguments."""
-    return SliceChecker(
-        received_at=received_at,
-        limits=limits,
-        forced_type=forced_type,
-        batch_sent_at=batch_sent_at,
-    ).parsed(raw)
-
-
-def certainly_valid_slice(
-    raw: msgspec.Raw,
-    *,
-    received_at: datetime,
-    limits: Limits,
-    forced_type: str | None,
-    batch_sent_at: datetime | None,
-) -> bool:
-    """True only when ``normalize_message`` would accept the message orjson parses from ``raw``
-    (the bytes of one message in a body orjson accepts)."""
-    return SliceChecker(
-        received_at=received_at,
-        limits=limits,
-        forced_type=forced_type,
-        batch_sent_at=batch_sent_at,
-    ).slice(raw)
 
 
 # simdjson validates a whole body (UTF-8, numbers, escapes, depth) without building a Python
