@@ -306,13 +306,3 @@ def read_fast(data: bytes, *, is_batch: bool) -> FastEnvelope | None:
     except (msgspec.ValidationError, msgspec.DecodeError, InvalidEvent, RecursionError):
         return None
     return FastEnvelope(slices, sent_at, key if isinstance(key, str) and key else None)
-
-
-def message_slices(data: bytes, *, is_batch: bool) -> list[msgspec.Raw] | None:
-    """Each message's bytes, in order, from a body orjson has parsed (None if unreadable so)."""
-    if not is_batch:
-        return [msgspec.Raw(data)]
-    try:
-        return _batch_decoder.decode(data).batch
-    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
-        return None

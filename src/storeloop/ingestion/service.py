@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import msgspec
 import orjson
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, storage_from_string
@@ -32,7 +31,6 @@ from storeloop.ingestion.body import (
 from storeloop.ingestion.fastpath import (
     FastEnvelope,
     SliceChecker,
-    message_slices,
     read_fast,
 )
 from storeloop.ingestion.validation import (
@@ -102,7 +100,7 @@ def split_messages(
     received_at: datetime,
     limits: Limits,
     build_documents: bool,
-    slices: Sequence[msgspec.Raw] | None = None,
+    certain: Sequence[bool] | None = None,
 ) -> tuple[list[NormalizedEvent], list[RejectedEvent]]:
     """The valid events and the rejections of one body.
 
@@ -110,14 +108,15 @@ def split_messages(
     inbox id and receive time they always agree on which events are valid. Without
     ``build_documents`` (the request) only the rejections are wanted: messages the fast path
     finds certainly valid skip the validator and no events are returned; the rest go through
-    ``normalize_message``, which alone words the rejections. ``slices`` (the messages' own bytes,
-    from ``message_slices``) lets the fast path read them without walking the parsed objects.
+    ``normalize_message``, which alone words the rejections. ``certain`` holds the verdicts the
+    request already has from the messages' bytes (``SliceChecker.slice``), so that the messages
+    found valid there are not checked again.
     """
     forced_type = None if source == BATCH_SOURCE else source
     events: list[NormalizedEvent] = []
     rejected: list[RejectedEvent] = []
-    if slices is not None and len(slices) != len(envelope.messages):
-        slices = None
+    if certain is not None and len(certain) != len(envelope.messages):
+        certain = None
     checker = SliceChecker(
         received_at=received_at,
         limits=limits,
@@ -126,7 +125,7 @@ def split_messages(
     )
     for index, raw in enumerate(envelope.messages):
         if not build_documents and (
-            (slices is not None and checker.slice(slices[index])) or checker.parsed(raw)
+            (certain is not None and certain[index]) or checker.parsed(raw)
         ):
             continue
         try:
@@ -264,12 +263,11 @@ class IngestionService:
     def validate(
         self,
         envelope: Envelope,
-        data: bytes,
         *,
         source: str,
         inbox_id: uuid.UUID,
         received_at: datetime,
-        slices: Sequence[msgspec.Raw] | None = None,
+        certain: Sequence[bool] | None = None,
     ) -> list[RejectedEvent]:
         _, rejected = split_messages(
             envelope,
@@ -278,22 +276,19 @@ class IngestionService:
             received_at=received_at,
             limits=self.limits,
             build_documents=False,
-            slices=slices
-            if slices is not None
-            else message_slices(data, is_batch=envelope.is_batch),
+            certain=certain,
         )
         return rejected
 
-    def _all_certainly_valid(
-        self, fast: FastEnvelope, *, source: str, received_at: datetime
-    ) -> bool:
+    def _verdicts(self, fast: FastEnvelope, *, source: str, received_at: datetime) -> list[bool]:
+        """ "Certainly valid" for each message, from its bytes."""
         checker = SliceChecker(
             received_at=received_at,
             limits=self.limits,
             forced_type=None if source == BATCH_SOURCE else source,
             batch_sent_at=fast.sent_at,
         )
-        return all(map(checker.slice, fast.slices))
+        return [checker.slice(message) for message in fast.slices]
 
     async def accept(
         self,
@@ -319,12 +314,10 @@ class IngestionService:
         # A plain body (valid JSON, the envelope as expected) is read without building Python
         # objects; any other is parsed, and the parse words what is wrong with it.
         fast = read_fast(data, is_batch=is_batch)
-        if fast is None:
-            envelope = await self._parse(identity, source, body, data, received_at, is_batch)
         if fast is not None:
             write_key, count = fast.write_key, len(fast.slices)
         else:
-            assert envelope is not None
+            envelope = await self._parse(identity, source, body, data, received_at, is_batch)
             write_key, count = envelope.write_key, len(envelope.messages)
         if identity is None:
             identity = self.authenticate(write_key)
@@ -332,19 +325,19 @@ class IngestionService:
 
         inbox_id = new_id()
         rejected: list[RejectedEvent] = []
-        if fast is None or not self._all_certainly_valid(
-            fast, source=source, received_at=received_at
-        ):
+        certain = (
+            None if fast is None else self._verdicts(fast, source=source, received_at=received_at)
+        )
+        if certain is None or not all(certain):
             # Some message needs the validator (and its words): parse the body after all.
             if envelope is None:
                 envelope = await self._parse(identity, source, body, data, received_at, is_batch)
             rejected = self.validate(
                 envelope,
-                data,
                 source=source,
                 inbox_id=inbox_id,
                 received_at=received_at,
-                slices=fast.slices if fast is not None else None,
+                certain=certain,
             )
         accepted = count - len(rejected)
         cipher = self.keyring.cipher(identity.workspace_id)
