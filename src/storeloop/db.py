@@ -11,7 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -64,6 +65,13 @@ def begin_write(session: Session) -> None:
     assert isinstance(dbapi_connection, sqlite3.Connection)
     if not dbapi_connection.in_transaction:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def dialect_insert(dialect_name: str, table: Table) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT with the dialect's ON CONFLICT clauses (both speak the same two)."""
+    if dialect_name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -1,4 +1,4 @@
-"""The inbox processor's derivation hook across transactions: a retried body queues nothing twice.
+"""The inbox processor: a retried body queues no derivation twice, and what it refuses is kept.
 
 Within one processor transaction duplicates are merged before the insert; across transactions
 only the database knows which events are new (on PostgreSQL the processor asks for its fresh ids
@@ -7,12 +7,18 @@ after a plain executemany, on SQLite it reads them from RETURNING).
 
 from __future__ import annotations
 
+import logging
 import uuid
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from storeloop.models import DerivationTask, Event
+from storeloop.ingestion.fastpath import SliceChecker
+from storeloop.ingestion.service import rejection_id
+from storeloop.kit.ids import new_id
+from storeloop.models import DerivationTask, Event, QuarantinedEvent
 from storeloop.runtime import Runtime
 from tests.factories.events import order_completed, track
 from tests.factories.workspaces import WorkspaceKeys
@@ -60,3 +66,87 @@ def test_a_body_sent_again_after_processing_queues_no_derivation_twice(
     assert runtime.processor.drain() == 1
     assert _count(runtime, DerivationTask, other_workspace.id) == 2
     assert _count(runtime, DerivationTask, workspace.id) == 3
+
+
+def _quarantine(runtime: Runtime, workspace_id: uuid.UUID) -> list[QuarantinedEvent]:
+    with runtime.session_factory() as session:
+        query = (
+            select(QuarantinedEvent)
+            .where(QuarantinedEvent.workspace_id == workspace_id)
+            .order_by(QuarantinedEvent.id)
+        )
+        return list(session.scalars(query))
+
+
+def _no_order_id() -> dict[str, Any]:
+    message = order_completed()
+    del message["properties"]["order_id"]
+    return message
+
+
+def test_a_refusal_made_by_the_request_is_quarantined_once(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
+    """The worker refuses the same message again; its quarantine insert finds the request's item
+    under the same derived id and adds nothing."""
+    batch = [track(), _no_order_id(), track()]
+    response = client.post("/v1/batch", json={"batch": batch}, headers=workspace.basic_auth)
+    assert response.status_code == 200
+    assert response.json()["rejected"][0]["index"] == 1
+    before = [(item.id, item.reason) for item in _quarantine(runtime, workspace.id)]
+    assert runtime.processor.drain() == 1
+    after = [(item.id, item.reason) for item in _quarantine(runtime, workspace.id)]
+    assert after == before
+    assert len(after) == 1
+    assert _count(runtime, Event, workspace.id) == 2
+
+
+def test_a_message_the_request_accepted_and_the_worker_refuses_is_quarantined(
+    client: TestClient,
+    runtime: Runtime,
+    workspace: WorkspaceKeys,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The request and the worker disagree (here the request's checks are made to pass
+    everything, as a rule tightened while a body waits in the inbox would): the acknowledged
+    message the worker refuses is quarantined with the validator's reason, not dropped, and the
+    valid messages around it are stored."""
+    monkeypatch.setattr(SliceChecker, "slice", lambda _self, _raw: True)
+    monkeypatch.setattr(SliceChecker, "parsed", lambda _self, _raw: True)
+    email = f"canary-{uuid.uuid4().hex[:8]}@example.org"
+    refused = _no_order_id()
+    refused["context"] = {"traits": {"email": email}}
+    batch = [track(), refused, track()]
+    response = client.post("/v1/batch", json={"batch": batch}, headers=workspace.basic_auth)
+    assert response.status_code == 200
+    assert response.json().get("rejected", []) == []
+    assert _quarantine(runtime, workspace.id) == []
+    monkeypatch.undo()
+
+    with caplog.at_level(logging.WARNING, logger="storeloop.ingestion.processor"):
+        assert runtime.processor.drain() == 1
+    assert _count(runtime, Event, workspace.id) == 2
+    [item] = _quarantine(runtime, workspace.id)
+    assert (item.batch_index, item.reason, item.field, item.message_id) == (
+        1,
+        "missing_field",
+        "batch[1].properties.order_id",
+        refused["messageId"],
+    )
+    assert "1 accepted messages refused at processing" in caplog.text
+    assert email not in caplog.text
+    listed = client.get("/api/v1/quarantine", headers=workspace.bearer).json()["items"]
+    assert [entry["payload"] for entry in listed] == [refused]
+
+
+def test_rejection_ids_are_time_ordered_distinct_and_in_batch_order() -> None:
+    inbox_id = new_id()
+    ids = [rejection_id(inbox_id, index) for index in (0, 1, 2, 499, 70_000, (1 << 20) + 5)]
+    assert len(set(ids)) == len(ids)
+    assert inbox_id not in ids
+    assert all(item.version == 7 and item.variant == uuid.RFC_4122 for item in ids)
+    assert all(item.int >> 64 == inbox_id.int >> 64 for item in ids)
+    assert ids[:5] == sorted(ids[:5])
+    assert rejection_id(inbox_id, 3) == rejection_id(inbox_id, 3)
+    assert rejection_id(new_id(), 3) != rejection_id(inbox_id, 3)

@@ -120,12 +120,16 @@ def test_a_crash_between_the_two_commits_stores_nothing_twice(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Events, derivations and a quarantined entry committed, then the process dies before the
-    spool forgets the entries: the next processor finds them again and adds nothing twice."""
-    batch = [track(), order_completed(order_id=f"o-{uuid.uuid4()}"), track()]
+    spool forgets the entries: the next processor finds them again and adds nothing twice (the
+    message refused by the request is refused at each processing too, under the same id)."""
+    refused = track(timestamp="not a time")
+    batch = [track(), order_completed(order_id=f"o-{uuid.uuid4()}"), track(), refused]
     response = client.post(
         "/v1/batch", content=orjson.dumps({"batch": batch}), headers=workspace.basic_auth
     )
     assert response.status_code == 200, response.text
+    assert [item["index"] for item in response.json()["rejected"]] == [3]
+    batch.remove(refused)
     _spool_entry(spooled, workspace.id, b"not a sealed body")
     crashed = threading.Event()
 
@@ -140,7 +144,8 @@ def test_a_crash_between_the_two_commits_stores_nothing_twice(
     sent = sorted(message["messageId"] for message in batch)
     stored = (message_ids(spooled, workspace.id), _count(spooled, DerivationTask, workspace.id))
     assert stored[0] == sent
-    assert _count(spooled, QuarantinedEvent, workspace.id) == 1
+    # The refused message (quarantined by the request) and the unreadable entry.
+    assert _count(spooled, QuarantinedEvent, workspace.id) == 2
     assert inbox_count(spooled, workspace.id) == 2
     monkeypatch.undo()
 
@@ -148,7 +153,7 @@ def test_a_crash_between_the_two_commits_stores_nothing_twice(
     assert inbox_count(spooled, workspace.id) == 0
     again = (message_ids(spooled, workspace.id), _count(spooled, DerivationTask, workspace.id))
     assert again == stored
-    assert _count(spooled, QuarantinedEvent, workspace.id) == 1
+    assert _count(spooled, QuarantinedEvent, workspace.id) == 2
 
 
 def test_an_entry_of_no_workspace_does_not_hold_up_the_others(

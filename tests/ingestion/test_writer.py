@@ -7,16 +7,17 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import OperationalError
 
 from storeloop import migrate
 from storeloop.db import create_db_engine
+from storeloop.ingestion.service import rejection_id
 from storeloop.ingestion.spool import create_spool_engine
 from storeloop.ingestion.writer import GroupCommitWriter
 from storeloop.kit.ids import new_id
 from storeloop.kit.timeutil import utcnow
-from storeloop.models import InboxEntry
+from storeloop.models import InboxEntry, QuarantinedEvent
 
 
 def _row(workspace_id: uuid.UUID) -> dict[str, object]:
@@ -78,3 +79,43 @@ def test_a_failed_quarantine_commit_fails_only_the_requests_it_concerns(tmp_path
         assert connection.scalar(select(func.count()).select_from(InboxEntry)) == 2
     spool.dispose()
     broken_main.dispose()
+
+
+def test_a_quarantine_row_already_written_by_the_worker_is_not_an_error(tmp_path: Path) -> None:
+    """On SQLite the worker can read a body from the spool, and quarantine what it refuses under
+    the derived id, before the writer's second commit: the writer then adds nothing, and the
+    request is answered with success."""
+    database = f"sqlite:///{tmp_path / 'w.db'}"
+    engine = create_db_engine(database)
+    migrate.upgrade(engine)
+    spool = create_spool_engine(database)
+    assert spool is not None
+    workspace_id = new_id()
+    inbox_row = _row(workspace_id)
+    quarantine_row = {
+        "id": rejection_id(inbox_row["id"], 1),  # type: ignore[arg-type]
+        "workspace_id": workspace_id,
+        "source": "batch",
+        "received_at": utcnow(),
+        "batch_index": 1,
+        "message_id": "m-1",
+        "reason": "missing_field",
+        "field": "batch[1].properties.order_id",
+        "detail": "worker's row",
+        "payload_sealed": b"sealed",
+        "status": "open",
+    }
+    with engine.begin() as connection:
+        connection.execute(insert(QuarantinedEvent), [quarantine_row])
+    writer = GroupCommitWriter(engine, inbox_engine=spool, max_wait_ms=5)
+    writer.start()
+    try:
+        request_row = {**quarantine_row, "detail": "request's row"}
+        assert writer.submit([inbox_row], [request_row]).result(timeout=10) is None
+    finally:
+        writer.stop()
+    with engine.connect() as connection:
+        details = connection.scalars(select(QuarantinedEvent.detail)).all()
+    assert details == ["worker's row"]
+    spool.dispose()
+    engine.dispose()

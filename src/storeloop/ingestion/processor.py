@@ -21,18 +21,23 @@ from typing import Any, cast
 import orjson
 from sqlalchemy import Engine, Insert, Table, Uuid, any_, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from storeloop.analytics.repository import mark_days
+from storeloop.db import dialect_insert
 from storeloop.identity.schemas import Observation
 from storeloop.identity.service import resolve
-from storeloop.ingestion.body import InvalidBody, parse_json, read_envelope, unpack_body
+from storeloop.ingestion.body import Envelope, InvalidBody, parse_json, read_envelope, unpack_body
 from storeloop.ingestion.derivation import needs_derivation
-from storeloop.ingestion.service import BATCH_SOURCE, split_messages
+from storeloop.ingestion.service import (
+    BATCH_SOURCE,
+    RejectedEvent,
+    rejection_row,
+    split_messages,
+)
 from storeloop.ingestion.validation import Limits, NormalizedEvent
-from storeloop.kit.crypto import DecryptionError, row_aad
+from storeloop.ingestion.writer import QUARANTINE_TABLE
+from storeloop.kit.crypto import DecryptionError, WorkspaceCipher, row_aad
 from storeloop.kit.devices import device_class
 from storeloop.kit.errors import NotFound
 from storeloop.kit.ids import new_id
@@ -260,10 +265,11 @@ class InboxProcessor:
             )
         )
 
-    def _normalize_entry(self, entry: InboxEntry, body: bytes) -> list[NormalizedEvent]:
+    def _normalize_entry(
+        self, session: Session, cipher: WorkspaceCipher, entry: InboxEntry, body: bytes
+    ) -> list[NormalizedEvent]:
         envelope = read_envelope(parse_json(body), is_batch=entry.source == BATCH_SOURCE)
-        # Invalid events were quarantined when the request was accepted.
-        events, _ = split_messages(
+        events, rejected = split_messages(
             envelope,
             source=entry.source,
             inbox_id=entry.id,
@@ -271,7 +277,49 @@ class InboxProcessor:
             limits=self.limits,
             build_documents=True,
         )
+        if rejected:
+            self._quarantine_rejected(session, cipher, entry, envelope, rejected)
         return events
+
+    def _quarantine_rejected(
+        self,
+        session: Session,
+        cipher: WorkspaceCipher,
+        entry: InboxEntry,
+        envelope: Envelope,
+        rejected: Sequence[RejectedEvent],
+    ) -> None:
+        """Quarantine the messages this worker refuses. The request quarantined those it refused
+        under the same ids (``rejection_id``), so those inserts are no-ops; any other one is a
+        message the request accepted and the worker refuses (a validation rule tightened while
+        the body waited, or a disagreement between the two), kept rather than lost."""
+        rows = [
+            rejection_row(
+                cipher,
+                workspace_id=entry.workspace_id,
+                source=entry.source,
+                inbox_id=entry.id,
+                received_at=as_utc(entry.received_at),
+                is_batch=envelope.is_batch,
+                item=item,
+                raw=envelope.messages[item.index],
+            )
+            for item in rejected
+        ]
+        statement = dialect_insert(
+            session.get_bind().dialect.name, QUARANTINE_TABLE
+        ).on_conflict_do_nothing(index_elements=["id"])
+        added = sum(
+            session.execute(statement.values(row)).rowcount  # type: ignore[attr-defined]
+            for row in rows
+        )
+        if added:
+            logger.warning(
+                "inbox entry %s: %d accepted messages refused at processing, quarantined (%s)",
+                entry.id,
+                added,
+                ", ".join(sorted({item.rejection.code for item in rejected})),
+            )
 
     def _process(self, session: Session, entries: Sequence[InboxEntry]) -> None:
         by_workspace: dict[uuid.UUID, dict[str, NormalizedEvent]] = defaultdict(dict)
@@ -285,7 +333,7 @@ class InboxProcessor:
                 continue
             try:
                 opened = cipher.open(entry.body_sealed, row_aad("inbox", entry.id, "body"))
-                events = self._normalize_entry(entry, unpack_body(opened))
+                events = self._normalize_entry(session, cipher, entry, unpack_body(opened))
             except (DecryptionError, InvalidBody) as exc:
                 self._quarantine_entry(session, entry, "unprocessable", str(exc)[:1000])
                 continue
@@ -352,9 +400,8 @@ class InboxProcessor:
         # Every day an event lands on is rolled up again, however late the event (ADR 0008).
         mark_days(session, workspace_id, {as_utc(event.timestamp).date() for event in events})
         dialect = session.get_bind().dialect.name
-        insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
         # The Table, not the mapped class: a Core bulk insert, no ORM unit-of-work bookkeeping.
-        statement = insert_fn(EVENTS_TABLE).on_conflict_do_nothing(
+        statement = dialect_insert(dialect, EVENTS_TABLE).on_conflict_do_nothing(
             index_elements=["workspace_id", "message_id"]
         )
         if not derivations:

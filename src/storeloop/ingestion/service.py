@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import math
 import reprlib
 import time
@@ -41,7 +42,7 @@ from storeloop.ingestion.validation import (
     normalize_message,
 )
 from storeloop.ingestion.writer import GroupCommitWriter
-from storeloop.kit.crypto import row_aad
+from storeloop.kit.crypto import WorkspaceCipher, row_aad
 from storeloop.kit.errors import Forbidden, RateLimited, StoreloopError, Unauthorized
 from storeloop.kit.ids import new_id
 from storeloop.kit.timeutil import utcnow
@@ -90,6 +91,56 @@ class AcceptResult:
 def fallback_message_id(inbox_id: uuid.UUID, index: int) -> str:
     """The id of a message sent without one: derived, so request and worker agree on it."""
     return f"sl-{inbox_id.hex}-{index}"
+
+
+_INDEX_BITS = 20
+
+
+def rejection_id(inbox_id: uuid.UUID, index: int) -> uuid.UUID:
+    """The quarantine id of a body's message ``index``: derived, so that the request and the
+    worker quarantine a message under the same id (ON CONFLICT DO NOTHING makes either write a
+    no-op after the other). The inbox id's time-ordered first half, then a hash of the inbox id
+    and the index (UUIDv7 variant bits kept), ending in the index so one body's items list in
+    batch order."""
+    digest = hashlib.blake2b(inbox_id.bytes, digest_size=8).digest()
+    if index < 1 << _INDEX_BITS:
+        tail = (int.from_bytes(digest) >> _INDEX_BITS << _INDEX_BITS) | index
+    else:  # not reachable with the body limit's 500 KB, but kept unique all the same
+        tail = int.from_bytes(
+            hashlib.blake2b(inbox_id.bytes + index.to_bytes(8), digest_size=8).digest()
+        )
+    low = (0b10 << 62) | (tail & ((1 << 62) - 1))
+    return uuid.UUID(int=(inbox_id.int >> 64 << 64) | low)
+
+
+def rejection_row(
+    cipher: WorkspaceCipher,
+    *,
+    workspace_id: uuid.UUID,
+    source: str,
+    inbox_id: uuid.UUID,
+    received_at: datetime,
+    is_batch: bool,
+    item: RejectedEvent,
+    raw: Any,
+) -> dict[str, Any]:
+    """The quarantine row of one refused message, with its raw payload sealed."""
+    quarantine_id = rejection_id(inbox_id, item.index)
+    return {
+        "id": quarantine_id,
+        "workspace_id": workspace_id,
+        "source": source,
+        "received_at": received_at,
+        "batch_index": item.index if is_batch else None,
+        "message_id": item.message_id,
+        "reason": item.rejection.code,
+        "field": item.rejection.field,
+        "detail": item.rejection.message[:1000],
+        "payload_sealed": cipher.seal(
+            _dump_raw(raw), row_aad("quarantine", quarantine_id, "payload")
+        ),
+        "status": "open",
+    }
 
 
 def split_messages(
@@ -354,31 +405,23 @@ class IngestionService:
                 }
             )
         quarantine_rows = []
-        raw = None
         for item in rejected:
             assert envelope is not None
-            quarantine_id = new_id()
-            raw = envelope.messages[item.index]
             quarantine_rows.append(
-                {
-                    "id": quarantine_id,
-                    "workspace_id": identity.workspace_id,
-                    "source": source,
-                    "received_at": received_at,
-                    "batch_index": item.index if envelope.is_batch else None,
-                    "message_id": item.message_id,
-                    "reason": item.rejection.code,
-                    "field": item.rejection.field,
-                    "detail": item.rejection.message[:1000],
-                    "payload_sealed": cipher.seal(
-                        _dump_raw(raw), row_aad("quarantine", quarantine_id, "payload")
-                    ),
-                    "status": "open",
-                }
+                rejection_row(
+                    cipher,
+                    workspace_id=identity.workspace_id,
+                    source=source,
+                    inbox_id=inbox_id,
+                    received_at=received_at,
+                    is_batch=envelope.is_batch,
+                    item=item,
+                    raw=envelope.messages[item.index],
+                )
             )
         # The parsed body is not needed any more: drop it before waiting for the commit, so the
         # collector does not keep walking the containers of every request in flight.
-        del envelope, fast, raw
+        del envelope, fast
         if inbox_rows or quarantine_rows:
             await self._write(inbox_rows, quarantine_rows)
         return AcceptResult(accepted, rejected)

@@ -21,13 +21,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Connection, Engine, Table, insert
 
+from storeloop.db import dialect_insert
 from storeloop.models import InboxEntry, QuarantinedEvent
 
 logger = logging.getLogger(__name__)
+
+QUARANTINE_TABLE = cast(Table, QuarantinedEvent.__table__)
 
 _STOP = object()
 
@@ -149,7 +152,7 @@ class GroupCommitWriter:
                 if inbox_rows:
                     connection.execute(insert(InboxEntry), inbox_rows)
                 if quarantine_rows and self._inbox_engine is self._engine:
-                    connection.execute(insert(QuarantinedEvent), quarantine_rows)
+                    connection.execute(insert_quarantine(connection), quarantine_rows)
                     quarantine_rows = []
         except Exception as exc:
             self._fail(group, exc)
@@ -159,7 +162,7 @@ class GroupCommitWriter:
             # SQLite's spool (ADR 0011): the quarantine is in the main file, a second commit.
             try:
                 with self._engine.begin() as connection:
-                    connection.execute(insert(QuarantinedEvent), quarantine_rows)
+                    connection.execute(insert_quarantine(connection), quarantine_rows)
             except Exception as exc:
                 quarantine_error = exc
                 logger.error(
@@ -188,6 +191,15 @@ class GroupCommitWriter:
                 return items
             if item is not _STOP:
                 items.append(item)
+
+
+def insert_quarantine(connection: Connection) -> Any:
+    """Quarantine rows, skipping ids already there: a refused message's id is derived from its
+    body (``service.rejection_id``), and on SQLite the worker can read a body from the spool, and
+    quarantine what it refuses, before this writer's second commit."""
+    return dialect_insert(connection.dialect.name, QUARANTINE_TABLE).on_conflict_do_nothing(
+        index_elements=["id"]
+    )
 
 
 def _resolve(future: Future[None], error: BaseException | None) -> None:
