@@ -62,8 +62,11 @@ class Settings(BaseSettings):
     # keep group commits from queueing behind the processor; PostgreSQL takes larger ones.
     processor_batch_size: int | None = Field(default=None, ge=1, le=1000)
 
-    group_commit_max_wait_ms: float = 2.0
-    group_commit_max_items: int = 256
+    # 0: the writer commits as soon as it is free, and whatever arrived during a commit forms the
+    # next group (groups grow with the load by themselves). Measured at the target rates, a 2 ms
+    # wait added about 2 ms to every request's latency and bought nothing there.
+    group_commit_max_wait_ms: float = Field(default=0.0, ge=0, le=100)
+    group_commit_max_items: int = Field(default=256, ge=1)
 
     # Tracked links (/r/{code}) and the storefront script (/t.js): see docs/tracking.md.
     # Where /r/ and /t.js are served, e.g. https://t.store.com (links shown with this base).

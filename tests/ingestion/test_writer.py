@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.exc import OperationalError
 
 from storeloop import migrate
@@ -118,4 +120,38 @@ def test_a_quarantine_row_already_written_by_the_worker_is_not_an_error(tmp_path
         details = connection.scalars(select(QuarantinedEvent.detail)).all()
     assert details == ["worker's row"]
     spool.dispose()
+    engine.dispose()
+
+
+def test_without_a_wait_the_requests_that_arrive_during_a_commit_form_the_next_group(
+    tmp_path: Path,
+) -> None:
+    """The default (no wait): the writer commits the first request at once, and the ten that
+    arrive while that commit is on its way to disk are committed together, in one more commit."""
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    migrate.upgrade(engine)
+    commits: list[float] = []
+    in_commit = threading.Event()
+
+    @event.listens_for(engine, "commit")
+    def slow_first_commit(_connection: object) -> None:
+        commits.append(time.monotonic())
+        if len(commits) == 1:
+            in_commit.set()
+            time.sleep(0.3)
+
+    writer = GroupCommitWriter(engine)
+    writer.start()
+    workspace_id = new_id()
+    try:
+        first = writer.submit([_row(workspace_id)], [])
+        assert in_commit.wait(10)
+        rest = [writer.submit([_row(workspace_id)], []) for _ in range(10)]
+        for future in [first, *rest]:
+            assert future.result(timeout=10) is None
+    finally:
+        writer.stop()
+    assert len(commits) == 2
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(InboxEntry)) == 11
     engine.dispose()

@@ -49,11 +49,13 @@ class GroupCommitWriter:
         *,
         inbox_engine: Engine | None = None,
         max_items: int = 256,
-        max_wait_ms: float = 2.0,
+        max_wait_ms: float = 0.0,
         housekeeping: Callable[[Connection], object] | None = None,
         housekeeping_seconds: float = 30.0,
     ) -> None:
-        """``housekeeping`` runs on this thread every ``housekeeping_seconds`` (and at stop):
+        """``max_wait_ms``: how long to wait for more requests after the first of a group (0:
+        commit at once; requests that arrive during a commit make up the next group).
+        ``housekeeping`` runs on this thread every ``housekeeping_seconds`` (and at stop):
         small bookkeeping writes that belong off the request path."""
         self._engine = engine
         self._inbox_engine = inbox_engine or engine
