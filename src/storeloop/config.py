@@ -63,9 +63,9 @@ class Settings(BaseSettings):
     processor_batch_size: int | None = Field(default=None, ge=1, le=1000)
 
     # 0: the writer commits as soon as it is free, and whatever arrived during a commit forms the
-    # next group (groups grow with the load by themselves). Measured at the target rates, a 2 ms
-    # wait added about 2 ms to every request's latency and bought nothing there.
-    group_commit_max_wait_ms: float = Field(default=0.0, ge=0, le=100)
+    # next group. Measured (docs/benchmarks.md, 2026-12-06): 0 took about 2 ms off p50 and p99
+    # with the API alone, but with workers on the same cores it did worse at saturation.
+    group_commit_max_wait_ms: float = Field(default=2.0, ge=0, le=100)
     group_commit_max_items: int = Field(default=256, ge=1)
 
     # Tracked links (/r/{code}) and the storefront script (/t.js): see docs/tracking.md.

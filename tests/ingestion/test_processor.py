@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from storeloop.ingestion.fastpath import SliceChecker
+from storeloop.ingestion.processor import MAX_ATTEMPTS, InboxProcessor
 from storeloop.ingestion.service import rejection_id
 from storeloop.kit.ids import new_id
 from storeloop.models import DerivationTask, Event, QuarantinedEvent
@@ -150,3 +151,53 @@ def test_rejection_ids_are_time_ordered_distinct_and_in_batch_order() -> None:
     assert ids[:5] == sorted(ids[:5])
     assert rejection_id(inbox_id, 3) == rejection_id(inbox_id, 3)
     assert rejection_id(new_id(), 3) != rejection_id(inbox_id, 3)
+
+
+def test_a_whole_body_replayed_keeps_its_refusals_and_reopens_if_it_fails_again(
+    client: TestClient,
+    runtime: Runtime,
+    workspace: WorkspaceKeys,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A body set aside whole after failed attempts is replayed under its inbox id: the message
+    the request refused keeps its one item (no second item, no warning), the valid ones are
+    stored, and a replay that fails again reopens the body's item rather than losing it."""
+    batch = [track(), _no_order_id(), track()]
+    response = client.post("/v1/batch", json={"batch": batch}, headers=workspace.basic_auth)
+    assert response.status_code == 200
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the store is down")
+
+    def fail_until_set_aside() -> None:
+        with monkeypatch.context() as patch:
+            patch.setattr(InboxProcessor, "_store", broken)
+            for _ in range(MAX_ATTEMPTS):
+                runtime.processor.drain()
+
+    fail_until_set_aside()
+    [refused, body] = sorted(_quarantine(runtime, workspace.id), key=lambda item: item.reason)
+    assert (refused.reason, refused.batch_index, body.reason) == (
+        "missing_field",
+        1,
+        "processing_failed",
+    )
+    assert _count(runtime, Event, workspace.id) == 0
+
+    # Replayed, and it fails again: the body's item is open once more, not lost.
+    replay = f"/api/v1/quarantine/{body.id}/replay"
+    assert client.post(replay, headers=workspace.bearer).status_code == 200
+    fail_until_set_aside()
+    statuses = {item.id: item.status for item in _quarantine(runtime, workspace.id)}
+    assert statuses == {refused.id: "open", body.id: "open"}
+    assert _count(runtime, Event, workspace.id) == 0
+
+    # Replayed once more, now it passes.
+    assert client.post(replay, headers=workspace.bearer).status_code == 200
+    with caplog.at_level(logging.WARNING, logger="storeloop.ingestion.processor"):
+        runtime.processor.drain()
+    assert "refused at processing" not in caplog.text
+    assert _count(runtime, Event, workspace.id) == 2
+    statuses = {item.id: item.status for item in _quarantine(runtime, workspace.id)}
+    assert statuses == {refused.id: "open", body.id: "replayed"}

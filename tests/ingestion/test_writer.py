@@ -123,10 +123,10 @@ def test_a_quarantine_row_already_written_by_the_worker_is_not_an_error(tmp_path
     engine.dispose()
 
 
-def test_without_a_wait_the_requests_that_arrive_during_a_commit_form_the_next_group(
+def test_without_a_wait_the_requests_arriving_during_a_commit_form_the_next_group(
     tmp_path: Path,
 ) -> None:
-    """The default (no wait): the writer commits the first request at once, and the ten that
+    """Without a wait: the writer commits the first request at once, and the ten that
     arrive while that commit is on its way to disk are committed together, in one more commit."""
     engine = create_db_engine(f"sqlite:///{tmp_path / 'w.db'}")
     migrate.upgrade(engine)
@@ -140,7 +140,7 @@ def test_without_a_wait_the_requests_that_arrive_during_a_commit_form_the_next_g
             in_commit.set()
             time.sleep(0.3)
 
-    writer = GroupCommitWriter(engine)
+    writer = GroupCommitWriter(engine, max_wait_ms=0)
     writer.start()
     workspace_id = new_id()
     try:
@@ -154,4 +154,50 @@ def test_without_a_wait_the_requests_that_arrive_during_a_commit_form_the_next_g
     assert len(commits) == 2
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(InboxEntry)) == 11
+    engine.dispose()
+
+
+def test_on_sqlite_a_groups_quarantine_rows_are_committed_before_its_bodies(
+    tmp_path: Path,
+) -> None:
+    """So no worker can read a body from the spool before the request's refusals of its
+    messages are in the quarantine (the worker quarantines what it finds missing there)."""
+    database = f"sqlite:///{tmp_path / 'w.db'}"
+    engine = create_db_engine(database)
+    migrate.upgrade(engine)
+    spool = create_spool_engine(database)
+    assert spool is not None
+    bodies_in_spool_at_quarantine_commit: list[int] = []
+
+    @event.listens_for(engine, "commit")
+    def count_spool(_connection: object) -> None:
+        with spool.connect() as connection:
+            count = connection.scalar(select(func.count()).select_from(InboxEntry))
+        bodies_in_spool_at_quarantine_commit.append(int(count or 0))
+
+    workspace_id = new_id()
+    inbox_row = _row(workspace_id)
+    quarantine_row = {
+        "id": rejection_id(inbox_row["id"], 0),  # type: ignore[arg-type]
+        "workspace_id": workspace_id,
+        "source": "batch",
+        "received_at": utcnow(),
+        "batch_index": 0,
+        "message_id": None,
+        "reason": "missing_field",
+        "field": "batch[0].event",
+        "detail": "missing",
+        "payload_sealed": b"sealed",
+        "status": "open",
+    }
+    writer = GroupCommitWriter(engine, inbox_engine=spool)
+    writer.start()
+    try:
+        assert writer.submit([inbox_row], [quarantine_row]).result(timeout=10) is None
+    finally:
+        writer.stop()
+    assert bodies_in_spool_at_quarantine_commit == [0]
+    with spool.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(InboxEntry)) == 1
+    spool.dispose()
     engine.dispose()

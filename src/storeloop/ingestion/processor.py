@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
@@ -157,7 +158,7 @@ class InboxProcessor:
                 return 0
             entry_ids = [entry.id for entry in entries]
             try:
-                self._process(session, entries)
+                late = self._process(session, entries)
                 inbox.finish(session, entry_ids)
                 session.commit()
             except Exception:
@@ -167,6 +168,7 @@ class InboxProcessor:
                 )
             else:
                 inbox.after_commit(entry_ids)
+                _report(late)
                 return len(entry_ids)
         return self._process_one_by_one(inbox, entry_ids)
 
@@ -194,7 +196,7 @@ class InboxProcessor:
                 if not entries:
                     continue
                 try:
-                    self._process(session, entries)
+                    late = self._process(session, entries)
                     inbox.finish(session, [entry_id])
                     session.commit()
                 except Exception:
@@ -202,6 +204,7 @@ class InboxProcessor:
                     logger.exception("inbox entry %s failed", entry_id)
                 else:
                     inbox.after_commit([entry_id])
+                    _report(late)
                     done += 1
                     continue
             self._record_failure(inbox, entry_id)
@@ -237,12 +240,17 @@ class InboxProcessor:
         cipher = self.keyring.cipher(entry.workspace_id)
         quarantine_id = entry.id
         already = session.scalar(
-            select(QuarantinedEvent.id).where(
+            select(QuarantinedEvent).where(
                 QuarantinedEvent.workspace_id == entry.workspace_id,
                 QuarantinedEvent.id == quarantine_id,
             )
         )
         if already is not None:
+            # The same entry again (SQLite's spool after a crash), or the replay of a whole
+            # body (which keeps the item's id) that failed again: the item is open once more.
+            if already.status != "open":
+                already.status, already.resolved_at = "open", None
+                already.reason, already.detail = reason, detail[:1000]
             return
         try:
             body = cipher.open(entry.body_sealed, row_aad("inbox", entry.id, "body"))
@@ -266,7 +274,12 @@ class InboxProcessor:
         )
 
     def _normalize_entry(
-        self, session: Session, cipher: WorkspaceCipher, entry: InboxEntry, body: bytes
+        self,
+        session: Session,
+        cipher: WorkspaceCipher,
+        entry: InboxEntry,
+        body: bytes,
+        late: list[_LateRefusal],
     ) -> list[NormalizedEvent]:
         envelope = read_envelope(parse_json(body), is_batch=entry.source == BATCH_SOURCE)
         events, rejected = split_messages(
@@ -278,7 +291,9 @@ class InboxProcessor:
             build_documents=True,
         )
         if rejected:
-            self._quarantine_rejected(session, cipher, entry, envelope, rejected)
+            added = self._quarantine_rejected(session, cipher, entry, envelope, rejected)
+            if added:
+                late.append(_LateRefusal(entry.id, added))
         return events
 
     def _quarantine_rejected(
@@ -288,11 +303,13 @@ class InboxProcessor:
         entry: InboxEntry,
         envelope: Envelope,
         rejected: Sequence[RejectedEvent],
-    ) -> None:
-        """Quarantine the messages this worker refuses. The request quarantined those it refused
-        under the same ids (``rejection_id``), so those inserts are no-ops; any other one is a
-        message the request accepted and the worker refuses (a validation rule tightened while
-        the body waited, or a disagreement between the two), kept rather than lost."""
+    ) -> list[str]:
+        """Quarantine the messages this worker refuses; the reason codes of the rows added. The
+        request quarantined those it refused under the same ids (``rejection_id``), committed
+        before the body could reach a worker (ingestion.writer), so those inserts are no-ops;
+        any other one is a message the request accepted and the worker refuses (a validation
+        rule tightened while the body waited, or a disagreement between the two), kept rather
+        than lost."""
         rows = [
             rejection_row(
                 cipher,
@@ -306,22 +323,23 @@ class InboxProcessor:
             )
             for item in rejected
         ]
-        statement = dialect_insert(
-            session.get_bind().dialect.name, QUARANTINE_TABLE
-        ).on_conflict_do_nothing(index_elements=["id"])
-        added = sum(
-            session.execute(statement.values(row)).rowcount  # type: ignore[attr-defined]
-            for row in rows
+        # RETURNING tells whether the row went in (the ORM session's rowcount is -1 with
+        # psycopg here).
+        statement = (
+            dialect_insert(session.get_bind().dialect.name, QUARANTINE_TABLE)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(QUARANTINE_TABLE.c.id)
         )
-        if added:
-            logger.warning(
-                "inbox entry %s: %d accepted messages refused at processing, quarantined (%s)",
-                entry.id,
-                added,
-                ", ".join(sorted({item.rejection.code for item in rejected})),
-            )
+        return [
+            str(row["reason"])
+            for row in rows
+            if session.execute(statement.values(row)).first() is not None
+        ]
 
-    def _process(self, session: Session, entries: Sequence[InboxEntry]) -> None:
+    def _process(self, session: Session, entries: Sequence[InboxEntry]) -> list[_LateRefusal]:
+        """Store the entries' events (the caller commits); the refusals only this processing
+        found, to report once committed."""
+        late: list[_LateRefusal] = []
         by_workspace: dict[uuid.UUID, dict[str, NormalizedEvent]] = defaultdict(dict)
         for entry in entries:
             try:
@@ -333,7 +351,7 @@ class InboxProcessor:
                 continue
             try:
                 opened = cipher.open(entry.body_sealed, row_aad("inbox", entry.id, "body"))
-                events = self._normalize_entry(session, cipher, entry, unpack_body(opened))
+                events = self._normalize_entry(session, cipher, entry, unpack_body(opened), late)
             except (DecryptionError, InvalidBody) as exc:
                 self._quarantine_entry(session, entry, "unprocessable", str(exc)[:1000])
                 continue
@@ -342,6 +360,7 @@ class InboxProcessor:
                 bucket.setdefault(event.message_id, event)
         for workspace_id, events_by_id in by_workspace.items():
             self._store(session, workspace_id, list(events_by_id.values()))
+        return late
 
     def _store(
         self, session: Session, workspace_id: uuid.UUID, events: list[NormalizedEvent]
@@ -440,6 +459,25 @@ class InboxProcessor:
             select(EVENTS_TABLE.c.id).where(EVENTS_TABLE.c.id == any_(candidates))
         )
         return set(found)
+
+
+@dataclass(frozen=True, slots=True)
+class _LateRefusal:
+    """Messages of an entry the request accepted and this processing refused (quarantined)."""
+
+    entry_id: uuid.UUID
+    reasons: list[str]
+
+
+def _report(late: Sequence[_LateRefusal]) -> None:
+    """Once committed: the entry and the reason codes only, never a message's content."""
+    for refusal in late:
+        logger.warning(
+            "inbox entry %s: %d accepted messages refused at processing, quarantined (%s)",
+            refusal.entry_id,
+            len(refusal.reasons),
+            ", ".join(sorted(set(refusal.reasons))),
+        )
 
 
 def _user_agent(document: dict[str, Any]) -> str | None:

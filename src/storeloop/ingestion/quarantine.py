@@ -119,7 +119,10 @@ def replay(
 
     The original receive time is kept, so clock-skew correction and ordering are as they would
     have been had the event been valid when it arrived. A whole body the processor could not
-    handle is queued again unchanged: its events were validated when it was accepted.
+    handle is queued again unchanged: its events were validated when it was accepted. Unless
+    corrected, it keeps the id it had in the inbox (the item's id), so its refused messages map
+    to the quarantine items they already have (``service.rejection_id``) and its messages
+    without an id to the same fallback ids: nothing is quarantined or stored twice.
     """
     item = _get(session, workspace_id, item_id)
     if item.status != "open":
@@ -129,6 +132,8 @@ def replay(
     inbox_id = new_id()
     received_at = as_utc(item.received_at)
     if _is_whole_body(item, message):
+        if corrected is None:
+            inbox_id = item.id
         body = orjson.dumps(message)
     else:
         try:

@@ -100,8 +100,8 @@ def rejection_id(inbox_id: uuid.UUID, index: int) -> uuid.UUID:
     """The quarantine id of a body's message ``index``: derived, so that the request and the
     worker quarantine a message under the same id (ON CONFLICT DO NOTHING makes either write a
     no-op after the other). The inbox id's time-ordered first half, then a hash of the inbox id
-    and the index (UUIDv7 variant bits kept), ending in the index so one body's items list in
-    batch order."""
+    and the index (UUIDv7 variant bits kept), ending in the index so one body's items sort by
+    their place in it."""
     digest = hashlib.blake2b(inbox_id.bytes, digest_size=8).digest()
     if index < 1 << _INDEX_BITS:
         tail = (int.from_bytes(digest) >> _INDEX_BITS << _INDEX_BITS) | index

@@ -1,15 +1,18 @@
 """Group commit: many requests' inbox rows written in one transaction, then all acknowledged.
 
 A request hands its rows to the writer thread and waits; the thread gathers whatever else arrives
-within a couple of milliseconds, commits once (one fsync), and only then resolves every waiting
-request. This keeps "2xx means on disk" while paying for the disk once per group, not per event.
+within ``max_wait_ms`` (2 ms by default; with 0, the requests that arrive during one commit make
+up the next group), commits once (one fsync), and only then resolves every waiting request. This
+keeps "2xx means on disk" while paying for the disk once per group, not per event.
 
 Inbox rows go to ``inbox_engine`` (on SQLite, the spool file of ADR 0011, whose lock the worker
 only takes to delete processed entries), quarantined events to the main database: there a group
-commits the spool first, then the quarantine, and a request with rejected events is answered only
-once both committed (if the second fails, that request gets the error and its SDK retries; its
-valid events are then in the spool twice, which processing stores once when they carry a
-messageId).
+commits the quarantine first, then the spool, and a request with rejected events is answered
+only once both committed. If the quarantine's commit fails, that request gets the error and its
+SDK retries; its body is still committed to the spool, so the worker quarantines its refused
+messages itself (and the retry quarantines them again, under the retry's ids), and its valid
+events are then in the spool twice, which processing stores once when they carry a messageId. If
+the spool's commit fails, every request of the group gets the error; the quarantine rows stay.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ class GroupCommitWriter:
         *,
         inbox_engine: Engine | None = None,
         max_items: int = 256,
-        max_wait_ms: float = 0.0,
+        max_wait_ms: float = 2.0,
         housekeeping: Callable[[Connection], object] | None = None,
         housekeeping_seconds: float = 30.0,
     ) -> None:
@@ -149,19 +152,12 @@ class GroupCommitWriter:
     def _commit(self, group: list[_Pending]) -> None:
         inbox_rows = [row for pending in group for row in pending.inbox_rows]
         quarantine_rows = [row for pending in group for row in pending.quarantine_rows]
-        try:
-            with self._inbox_engine.begin() as connection:
-                if inbox_rows:
-                    connection.execute(insert(InboxEntry), inbox_rows)
-                if quarantine_rows and self._inbox_engine is self._engine:
-                    connection.execute(insert_quarantine(connection), quarantine_rows)
-                    quarantine_rows = []
-        except Exception as exc:
-            self._fail(group, exc)
-            return
         quarantine_error: Exception | None = None
-        if quarantine_rows:
-            # SQLite's spool (ADR 0011): the quarantine is in the main file, a second commit.
+        if quarantine_rows and self._inbox_engine is not self._engine:
+            # SQLite's spool (ADR 0011): the quarantine is in the main file, a commit of its own,
+            # made first, so that no worker reads a body before the request's refusals of its
+            # messages are in the quarantine (the worker quarantines what it refuses and finds
+            # missing there, ingestion.processor).
             try:
                 with self._engine.begin() as connection:
                     connection.execute(insert_quarantine(connection), quarantine_rows)
@@ -172,6 +168,16 @@ class GroupCommitWriter:
                     sum(1 for pending in group if pending.quarantine_rows),
                     type(exc).__name__,
                 )
+            quarantine_rows = []
+        try:
+            with self._inbox_engine.begin() as connection:
+                if inbox_rows:
+                    connection.execute(insert(InboxEntry), inbox_rows)
+                if quarantine_rows:
+                    connection.execute(insert_quarantine(connection), quarantine_rows)
+        except Exception as exc:
+            self._fail(group, exc)
+            return
         for pending in group:
             # A request whose rejected events could not be kept is answered with the error
             # (its SDK retries); the others are stored whole.
@@ -197,8 +203,8 @@ class GroupCommitWriter:
 
 def insert_quarantine(connection: Connection) -> Any:
     """Quarantine rows, skipping ids already there: a refused message's id is derived from its
-    body (``service.rejection_id``), and on SQLite the worker can read a body from the spool, and
-    quarantine what it refuses, before this writer's second commit."""
+    body (``service.rejection_id``), and the worker writes the same rows when it finds them
+    missing (a quarantine commit that failed while the body's commit succeeded)."""
     return dialect_insert(connection.dialect.name, QUARANTINE_TABLE).on_conflict_do_nothing(
         index_elements=["id"]
     )
