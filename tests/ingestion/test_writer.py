@@ -33,6 +33,25 @@ def _row(workspace_id: uuid.UUID) -> dict[str, object]:
     }
 
 
+def _refusal(inbox_row: dict[str, object], detail: str) -> dict[str, object]:
+    """The quarantine row of the inbox row's message 1, refused."""
+    inbox_id = inbox_row["id"]
+    assert isinstance(inbox_id, uuid.UUID)
+    return {
+        "id": rejection_id(inbox_id, 1),
+        "workspace_id": inbox_row["workspace_id"],
+        "source": "batch",
+        "received_at": inbox_row["received_at"],
+        "batch_index": 1,
+        "message_id": "m-1",
+        "reason": "missing_field",
+        "field": "batch[1].properties.order_id",
+        "detail": detail,
+        "payload_sealed": b"sealed",
+        "status": "open",
+    }
+
+
 def test_a_cancelled_request_does_not_stop_the_writer(tmp_path: Path) -> None:
     engine = create_db_engine(f"sqlite:///{tmp_path / 'w.db'}")
     migrate.upgrade(engine)
@@ -94,19 +113,7 @@ def test_a_quarantine_row_already_written_by_the_worker_is_not_an_error(tmp_path
     assert spool is not None
     workspace_id = new_id()
     inbox_row = _row(workspace_id)
-    quarantine_row = {
-        "id": rejection_id(inbox_row["id"], 1),  # type: ignore[arg-type]
-        "workspace_id": workspace_id,
-        "source": "batch",
-        "received_at": utcnow(),
-        "batch_index": 1,
-        "message_id": "m-1",
-        "reason": "missing_field",
-        "field": "batch[1].properties.order_id",
-        "detail": "worker's row",
-        "payload_sealed": b"sealed",
-        "status": "open",
-    }
+    quarantine_row = _refusal(inbox_row, "worker's row")
     with engine.begin() as connection:
         connection.execute(insert(QuarantinedEvent), [quarantine_row])
     writer = GroupCommitWriter(engine, inbox_engine=spool, max_wait_ms=5)
@@ -177,19 +184,7 @@ def test_on_sqlite_a_groups_quarantine_rows_are_committed_before_its_bodies(
 
     workspace_id = new_id()
     inbox_row = _row(workspace_id)
-    quarantine_row = {
-        "id": rejection_id(inbox_row["id"], 0),  # type: ignore[arg-type]
-        "workspace_id": workspace_id,
-        "source": "batch",
-        "received_at": utcnow(),
-        "batch_index": 0,
-        "message_id": None,
-        "reason": "missing_field",
-        "field": "batch[0].event",
-        "detail": "missing",
-        "payload_sealed": b"sealed",
-        "status": "open",
-    }
+    quarantine_row = _refusal(inbox_row, "missing")
     writer = GroupCommitWriter(engine, inbox_engine=spool)
     writer.start()
     try:
