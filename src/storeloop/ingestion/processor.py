@@ -33,6 +33,7 @@ from storeloop.ingestion.derivation import needs_derivation
 from storeloop.ingestion.service import (
     BATCH_SOURCE,
     RejectedEvent,
+    rejection_id,
     rejection_row,
     split_messages,
 )
@@ -310,6 +311,16 @@ class InboxProcessor:
         any other one is a message the request accepted and the worker refuses (a validation
         rule tightened while the body waited, or a disagreement between the two), kept rather
         than lost."""
+        # Usually all there already: one look-up, and only the missing ones are sealed.
+        ids = {rejection_id(entry.id, item.index): item for item in rejected}
+        present = set(
+            session.scalars(
+                select(QUARANTINE_TABLE.c.id).where(
+                    QUARANTINE_TABLE.c.workspace_id == entry.workspace_id,
+                    QUARANTINE_TABLE.c.id.in_(list(ids)),
+                )
+            )
+        )
         rows = [
             rejection_row(
                 cipher,
@@ -321,7 +332,8 @@ class InboxProcessor:
                 item=item,
                 raw=envelope.messages[item.index],
             )
-            for item in rejected
+            for quarantine_id, item in ids.items()
+            if quarantine_id not in present
         ]
         # RETURNING tells whether the row went in (the ORM session's rowcount is -1 with
         # psycopg here).
