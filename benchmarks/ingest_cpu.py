@@ -118,7 +118,7 @@ def measure(database_url: str, requests: int, *, fast_path: bool) -> dict[str, f
     if not fast_path:
         from storeloop.ingestion.fastpath import SliceChecker
 
-        SliceChecker.slice = lambda self, raw: False  # type: ignore[method-assign]
+        SliceChecker.verdicts = lambda self, slices: [False] * len(slices)  # type: ignore[method-assign]
         SliceChecker.parsed = lambda self, raw: False  # type: ignore[method-assign]
     runtime = Runtime(settings)
     runtime.start()

@@ -326,6 +326,29 @@ def test_realistic_traffic_takes_the_fast_path_from_bytes() -> None:
         assert sum(_slice_fast(serializer(event)) for event in REALISTIC) == 400
 
 
+def test_a_body_s_verdicts_are_its_messages_verdicts_in_order() -> None:
+    """The request reads all of a body's messages in one loop (``verdicts``): each message gets
+    its own verdict, whatever the verdict of the one before."""
+    deep: dict[str, Any] = {}
+    for _ in range(LIMITS.max_json_depth + 1):
+        deep = {"nested": deep}
+    messages = [
+        REALISTIC[0],
+        REALISTIC[1] | {"context": {"padding": "x" * LIMITS.max_event_bytes}},  # too large
+        REALISTIC[2],
+        REALISTIC[3] | {"properties": deep},  # too deep
+        REALISTIC[4] | {"userId": "u\x00"},  # NUL
+        REALISTIC[5] | {"timestamp": "yesterday"},
+        REALISTIC[6],
+    ]
+    body = orjson.dumps({"batch": messages})
+    fast = read_fast(body, is_batch=True)
+    assert fast is not None
+    verdicts = _checker().verdicts(fast.slices)
+    assert verdicts == [True, False, True, False, False, False, True]
+    assert verdicts == [_slice_fast(orjson.dumps(message)) for message in messages]
+
+
 NUMBER_TEXTS = st.from_regex(
     r"-?(0|[1-9][0-9]{0,25})(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?", fullmatch=True
 )

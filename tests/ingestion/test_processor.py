@@ -113,7 +113,7 @@ def test_a_message_the_request_accepted_and_the_worker_refuses_is_quarantined(
     everything, as a rule tightened while a body waits in the inbox would): the acknowledged
     message the worker refuses is quarantined with the validator's reason, not dropped, and the
     valid messages around it are stored."""
-    monkeypatch.setattr(SliceChecker, "slice", lambda _self, _raw: True)
+    monkeypatch.setattr(SliceChecker, "verdicts", lambda _self, slices: [True] * len(slices))
     monkeypatch.setattr(SliceChecker, "parsed", lambda _self, _raw: True)
     email = f"canary-{uuid.uuid4().hex[:8]}@example.org"
     refused = _no_order_id()

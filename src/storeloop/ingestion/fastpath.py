@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -44,10 +44,8 @@ from storeloop.ingestion.validation import (
     InvalidEvent,
     Limits,
     _depth_ok,
-    corrected_timestamp,
     parse_timestamp,
 )
-from storeloop.kit.timeutil import as_utc
 
 # Below this magnitude a number needs no Decimal to know it is a storable amount after rounding
 # (kit.money allows 11 integer digits).
@@ -133,6 +131,8 @@ class _Single(msgspec.Struct):
 
 assert set(MONEY_FIELDS) <= set(_Order.__struct_fields__), "a money field is not checked"
 _NO_ORDER = _Order()
+# What the checks raise where the answer is "ask the validator".
+_ASK = (msgspec.ValidationError, msgspec.DecodeError, ValueError, OverflowError)
 _message_decoder = msgspec.json.Decoder(_Message)
 _batch_decoder = msgspec.json.Decoder(_Batch)
 _single_decoder = msgspec.json.Decoder(_Single)
@@ -147,15 +147,16 @@ _message_decoder.decode(b'{"properties":{"products":[{}]},"context":{}}')
 _GROWTH = 5
 
 
-def _present(value: str | int | None) -> bool:
-    return value is not None and value != ""
-
-
-def _timestamp(raw: str | None) -> datetime | None:
-    """The parsed timestamp; raises ValueError/OverflowError where the validator would refuse."""
-    if raw is None or raw == "":
-        return None
-    return as_utc(datetime.fromisoformat(raw.strip()))
+def _instant(raw: str) -> datetime:
+    """A timestamp as the validator reads it (``parse_timestamp``), in UTC. Raises ValueError or
+    OverflowError where the validator refuses it."""
+    value = datetime.fromisoformat(raw.strip())
+    tzinfo = value.tzinfo
+    if tzinfo is UTC:  # what fromisoformat gives for Z and +00:00: nothing to convert
+        return value
+    if tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 class SliceChecker:
@@ -180,56 +181,93 @@ class SliceChecker:
 
     def message(self, message: _Message) -> bool:
         """The checks after the types: ids present, names, timestamps in range, e-commerce.
-        Raises what the type checks raise (ValueError...) where the answer is "ask"."""
-        kind = self.forced_type if self.forced_type is not None else message.type
+        Raises what the type checks raise (ValueError...) where the answer is "ask".
+        (Called for every message of every request: written for speed, with the validator's
+        helpers inlined; test_fastpath.py holds it to the validator.)"""
+        kind = self.forced_type or message.type
         if kind not in MESSAGE_TYPES:
             return False
-        has_user = _present(message.userId)
-        if not has_user and not _present(message.anonymousId):
-            return False
+        user = message.userId
+        has_user = user is not None and user != ""
+        if not has_user:
+            anonymous = message.anonymousId
+            if anonymous is None or anonymous == "":
+                return False
         if kind == "track":
-            if not message.event:
+            event_name = message.event
+            if not event_name:
                 return False
-        elif kind == "group":
-            if not _present(message.groupId):
-                return False
-        elif kind == "alias" and not (has_user and _present(message.previousId)):
-            return False
-        original = _timestamp(message.timestamp)
-        if original is None:
-            original = _timestamp(message.originalTimestamp)
-        sent_at = _timestamp(message.sentAt) or self.batch_sent_at
-        timestamp = corrected_timestamp(original, sent_at, self.received_at)
+        elif kind == "page" or kind == "screen":
+            event_name = message.name
+        else:
+            event_name = None
+            if kind == "group":
+                group = message.groupId
+                if group is None or group == "":
+                    return False
+            elif kind == "alias":
+                previous = message.previousId
+                if not has_user or previous is None or previous == "":
+                    return False
+        raw = message.timestamp
+        if raw is None or raw == "":
+            raw = message.originalTimestamp
+        raw_sent = message.sentAt
+        # sentAt is read (and must be valid) even when there is no timestamp to correct.
+        sent_at = self.batch_sent_at if raw_sent is None or raw_sent == "" else _instant(raw_sent)
+        if raw is None or raw == "":
+            timestamp = self.received_at
+        else:
+            # Segment's clock-skew correction, as validation.corrected_timestamp computes it.
+            original = _instant(raw)
+            timestamp = original
+            if sent_at is not None:
+                try:
+                    timestamp = self.received_at - (sent_at - original)
+                except OverflowError:
+                    timestamp = original
         if timestamp < self.earliest or timestamp > self.latest:
             return False
-        event_name = message.event if kind == "track" else None
-        if kind in ("page", "screen"):
-            event_name = message.name
         if event_name not in ECOMMERCE_EVENTS:
             return True
         order = message.properties or _NO_ORDER
-        if event_name in EVENTS_REQUIRING_ORDER_ID and not _present(order.order_id):
-            return False
+        if event_name in EVENTS_REQUIRING_ORDER_ID:
+            order_id = order.order_id
+            if order_id is None or order_id == "":
+                return False
         currency = order.currency
         return not currency or (len(currency) == 3 and currency.isascii() and currency.isalpha())
 
     def slice(self, raw: msgspec.Raw) -> bool:
-        """From the message's bytes, in a body orjson accepts. Stricter than the validator on
-        size (an event over a fifth of the limit is left to it) and on depth (brackets are
-        counted, not walked)."""
-        limits = self.limits
-        if len(raw) * _GROWTH > limits.max_event_bytes:
-            return False
-        encoded = bytes(raw)
-        if encoded.count(b"{") + encoded.count(b"[") > limits.max_json_depth:
-            return False
-        # The only way to write NUL in JSON is the escape (a raw control character is refused).
-        if encoded.find(b"\\") >= 0 and b"\\u0000" in encoded:
-            return False
-        try:
-            return self.message(_message_decoder.decode(encoded))
-        except (msgspec.ValidationError, msgspec.DecodeError, ValueError, OverflowError):
-            return False
+        """From one message's bytes, in a body orjson accepts (see ``verdicts``)."""
+        return self.verdicts([raw])[0]
+
+    def verdicts(self, slices: list[msgspec.Raw]) -> list[bool]:
+        """The verdict for each message of a body orjson accepts, from its bytes. Stricter than
+        the validator on size (an event over a fifth of the limit is left to it) and on depth
+        (brackets are counted, not walked)."""
+        max_growth = self.limits.max_event_bytes // _GROWTH
+        max_brackets = self.limits.max_json_depth
+        decode = _message_decoder.decode
+        check = self.message
+        verdicts: list[bool] = []
+        for raw in slices:
+            verdict = False
+            if len(raw) <= max_growth:
+                encoded = bytes(raw)
+                # Counting is a byte-by-byte loop, finding is memchr: most events hold no array.
+                brackets = encoded.count(b"{")
+                if b"[" in encoded:
+                    brackets += encoded.count(b"[")
+                # The only way to write NUL in JSON is the escape (a raw control character is
+                # refused).
+                if brackets <= max_brackets and not (b"\\" in encoded and b"\\u0000" in encoded):
+                    try:
+                        verdict = check(decode(encoded))
+                    except _ASK:
+                        verdict = False
+            verdicts.append(verdict)
+        return verdicts
 
     def parsed(self, raw: Any) -> bool:
         """From a message orjson parsed."""
@@ -250,7 +288,7 @@ class SliceChecker:
             if encoded.find(b"\\") >= 0 and b"\\u0000" in encoded:
                 return False
             return self.message(msgspec.convert(raw, _Message))
-        except (msgspec.ValidationError, TypeError, ValueError, OverflowError):
+        except (*_ASK, TypeError):
             return False
 
 

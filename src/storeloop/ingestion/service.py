@@ -339,7 +339,7 @@ class IngestionService:
             forced_type=None if source == BATCH_SOURCE else source,
             batch_sent_at=fast.sent_at,
         )
-        return [checker.slice(message) for message in fast.slices]
+        return checker.verdicts(fast.slices)
 
     async def accept(
         self,
