@@ -109,7 +109,7 @@ class Bench:
         self.raw_sqlite: list[dict[str, Any]] | None = None
 
     def load(
-        self, url: str, auth: str, seconds: int, *, unique: bool = False, delay_ms: float = 0
+        self, url: str, auth: str, seconds: int, *, unique: bool = False, rate: float = 0
     ) -> LoadResult:
         """One wrk run; raises if any response was not 2xx."""
         result, _output = run_wrk(
@@ -120,7 +120,7 @@ class Bench:
             connections=self.args.connections,
             threads=self.args.threads,
             unique=unique,
-            delay_ms=delay_ms,
+            rate=rate,
         )
         check_clean(result, url)
         return result
@@ -133,7 +133,7 @@ class Bench:
         *,
         unique: bool,
         workers: tuple[int, ...] = (),
-        delay_ms: float = 0,
+        rate: float = 0,
     ) -> dict[str, Any]:
         """A measured run: wrk's numbers plus the CPU the API, the workers, wrk and the
         neighbours used (the workers' CPU is counted apart from the API's)."""
@@ -146,7 +146,7 @@ class Bench:
             )
         before = CpuSample.now(server_pid)
         workers_before = sum(map(tree_cpu_seconds, workers))
-        result = self.load(url, auth, self.args.duration, unique=unique, delay_ms=delay_ms)
+        result = self.load(url, auth, self.args.duration, unique=unique, rate=rate)
         workers_cpu = sum(map(tree_cpu_seconds, workers)) - workers_before
         cpu = cpu_between(before, CpuSample.now(server_pid), result.requests)
         cpu["other_cpu_s"] = round(max(cpu["other_cpu_s"] - workers_cpu, 0.0), 2)
@@ -246,19 +246,9 @@ def _paced_phase(
 ) -> dict[str, Any]:
     """The latency at the target rate rather than at saturation. With 16 connections at full
     speed, latency is mostly queueing (16 / requests per second): even the bare parse-only peer
-    shows it. Here each connection waits before each request, so that the 16 together send about
-    ``events_per_s``: the wait is 16 / (target requests/s) minus the mean latency, found by two
-    short runs. Closed-loop pacing: the rate reached is reported beside it."""
-    connections, batch = bench.args.connections, bench.args.batch_size
-    # Aim 5% above the target: closed-loop pacing falls a little short of its aim.
-    interval_ms = connections * 1000 * batch / (events_per_s * 1.05)
-    # To a tenth of a millisecond: the script draws exponential waits of this mean, so a whole
-    # millisecond would be too coarse where the latency fills most of the interval (at 100,000
-    # events/s, 15 ms, a 1 ms floor overshot the target by 8%).
-    delay_ms = max(0.1, round(interval_ms, 1))
-    for _ in range(2):
-        probe = bench.load(target.url, target.auth, 3, delay_ms=delay_ms)
-        delay_ms = max(0.1, round(interval_ms - probe.latency_ms["mean"], 1))
+    shows it. Here wrk sends on a schedule (Poisson arrivals at the target's requests per second,
+    wrk_batch.lua), so the rate reached is the target's whenever the server keeps up."""
+    requests_per_s = events_per_s / bench.args.batch_size
     # With workers, start from an empty inbox; without, nothing would ever empty it.
     if target.worker_pids:
         watcher.wait_drained(bench.args.drain_timeout)
@@ -268,17 +258,16 @@ def _paced_phase(
         target.pid,
         unique=False,
         workers=target.worker_pids,
-        delay_ms=delay_ms,
+        rate=requests_per_s,
     )
     print(
-        f"    at about {events_per_s:,} events/s: {load['events_per_s']:,} events/s reached,"
-        f" p50 {load['latency_ms']['p50']} ms, p99 {load['latency_ms']['p99']} ms"
-        f" (each connection waits {delay_ms} ms)",
+        f"    at {events_per_s:,} events/s: {load['events_per_s']:,} events/s reached,"
+        f" p50 {load['latency_ms']['p50']} ms, p99 {load['latency_ms']['p99']} ms",
         flush=True,
     )
     if target.worker_pids:
         watcher.wait_drained(bench.args.drain_timeout)
-    return {"target_events_per_s": events_per_s, "delay_ms": delay_ms, "load": load}
+    return {"target_events_per_s": events_per_s, "requests_per_s": requests_per_s, "load": load}
 
 
 @contextmanager

@@ -63,11 +63,11 @@ def run_wrk(
     connections: int,
     threads: int,
     unique: bool = False,
-    delay_ms: float = 0,
+    rate: float = 0,
 ) -> tuple[LoadResult, str]:
     """Run wrk on ``url`` with the rotating-bodies script; the result and wrk's own output.
-    ``delay_ms``: each connection waits that long on average before each request (a paced
-    load; fractions of a millisecond average out over the exponential draws of the script)."""
+    ``rate`` > 0: a paced load of that many requests per second in all (Poisson arrivals on a
+    schedule in absolute time, split between the threads); 0: as fast as the server answers."""
     command = [
         require_wrk(),
         f"--threads={threads}",
@@ -84,7 +84,7 @@ def run_wrk(
         "BENCH_PATH": "/" + url.split("/", 3)[3],
         "BENCH_AUTH": authorization,
         "BENCH_UNIQUE": "1" if unique else "0",
-        "BENCH_DELAY_MS": str(delay_ms),
+        "BENCH_RATE_PER_THREAD": str(rate / threads),
     }
     completed = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if completed.returncode != 0:

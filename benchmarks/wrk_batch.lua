@@ -8,14 +8,37 @@ local bodies_path = os.getenv("BENCH_BODIES")
 local path = os.getenv("BENCH_PATH") or "/v1/batch"
 local auth = os.getenv("BENCH_AUTH") or ""
 local unique = os.getenv("BENCH_UNIQUE") == "1"
--- BENCH_DELAY_MS > 0: each connection waits before each request, on average that long (a paced
--- load, for the latency at a given rate rather than at saturation). The waits are exponential
--- (independent visitors, Poisson arrivals): a fixed wait keeps the 16 connections in step, so
--- their requests arrive as bursts of 16 that queue behind each other.
-local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
-if delay_ms > 0 then
+-- BENCH_RATE_PER_THREAD > 0: a paced load, for the latency at a given rate rather than at
+-- saturation. Each thread sends on a schedule of its own, requests per second on average, with
+-- exponential gaps (independent visitors, Poisson arrivals: fixed gaps keep the connections in
+-- step, so their requests arrive as bursts that queue behind each other). The schedule is in
+-- absolute time (CLOCK_MONOTONIC through LuaJIT's ffi), so slow responses do not slow the rate:
+-- a connection that comes back late sends at once, until the thread is back on schedule.
+local rate = tonumber(os.getenv("BENCH_RATE_PER_THREAD") or "0")
+if rate > 0 then
+  local ffi = require("ffi")
+  ffi.cdef [[
+    typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+    int clock_gettime(int clock_id, bench_timespec *tp);
+  ]]
+  local CLOCK_MONOTONIC = 1
+  local now = ffi.new("bench_timespec")
+  local mean_gap_ms = 1000 / rate
+  local next_at = nil
+
+  local function now_ms()
+    ffi.C.clock_gettime(CLOCK_MONOTONIC, now)
+    return tonumber(now.tv_sec) * 1000 + tonumber(now.tv_nsec) / 1e6
+  end
+
   function delay()
-    return math.floor(-math.log(1 - math.random()) * delay_ms + 0.5)
+    local current = now_ms()
+    next_at = (next_at or current) - math.log(1 - math.random()) * mean_gap_ms
+    local wait = next_at - current
+    if wait <= 0 then
+      return 0
+    end
+    return math.floor(wait + 0.5)
   end
 end
 
