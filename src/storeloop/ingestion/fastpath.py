@@ -148,8 +148,8 @@ _GROWTH = 5
 
 
 def _instant(raw: str) -> datetime:
-    """A timestamp as the validator reads it (``parse_timestamp``), in UTC. Raises ValueError or
-    OverflowError where the validator refuses it."""
+    """A non-empty timestamp as the validator reads it (``parse_timestamp``), in UTC. Raises
+    ValueError or OverflowError where the validator refuses it."""
     value = datetime.fromisoformat(raw.strip())
     tzinfo = value.tzinfo
     if tzinfo is UTC:  # what fromisoformat gives for Z and +00:00: nothing to convert
@@ -184,7 +184,7 @@ class SliceChecker:
         Raises what the type checks raise (ValueError...) where the answer is "ask".
         (Called for every message of every request: written for speed, with the validator's
         helpers inlined; test_fastpath.py holds it to the validator.)"""
-        kind = self.forced_type or message.type
+        kind = self.forced_type if self.forced_type is not None else message.type
         if kind not in MESSAGE_TYPES:
             return False
         user = message.userId
@@ -246,14 +246,14 @@ class SliceChecker:
         """The verdict for each message of a body orjson accepts, from its bytes. Stricter than
         the validator on size (an event over a fifth of the limit is left to it) and on depth
         (brackets are counted, not walked)."""
-        max_growth = self.limits.max_event_bytes // _GROWTH
+        max_length = self.limits.max_event_bytes // _GROWTH
         max_brackets = self.limits.max_json_depth
         decode = _message_decoder.decode
         check = self.message
         verdicts: list[bool] = []
         for raw in slices:
             verdict = False
-            if len(raw) <= max_growth:
+            if len(raw) <= max_length:
                 encoded = bytes(raw)
                 # Counting is a byte-by-byte loop, finding is memchr: most events hold no array.
                 brackets = encoded.count(b"{")

@@ -160,7 +160,7 @@ def split_messages(
     ``build_documents`` (the request) only the rejections are wanted: messages the fast path
     finds certainly valid skip the validator and no events are returned; the rest go through
     ``normalize_message``, which alone words the rejections. ``certain`` holds the verdicts the
-    request already has from the messages' bytes (``SliceChecker.slice``), so that the messages
+    request already has from the messages' bytes (``SliceChecker.verdicts``), so that the messages
     found valid there are not checked again.
     """
     forced_type = None if source == BATCH_SOURCE else source
