@@ -23,6 +23,24 @@ def lower_priority(niceness: int) -> None:
         os.nice(niceness)
     except OSError as exc:  # e.g. a container that forbids it: run at the usual priority
         logger.warning("could not lower the worker's priority: %s", exc)
+        return
+    _lower_autogroup(niceness)
+
+
+def _lower_autogroup(niceness: int) -> None:
+    """Where the worker leads a session of its own (a service manager's or a benchmark's child),
+    Linux's autogroup puts it in a scheduling group of its own, and a thread's nice value only
+    weighs against threads of the same group: the API in another session would not come first.
+    The group's own nice value does weigh against other groups (sched(7), "The autogroup
+    feature"). A worker started from a shell shares the shell's group, whose nice value is
+    left alone."""
+    if os.getsid(0) != os.getpid():
+        return
+    try:
+        with open("/proc/self/autogroup", "w") as autogroup:
+            autogroup.write(str(niceness))
+    except OSError:  # not Linux, no autogroup, or not allowed: the thread's nice value stands
+        pass
 
 
 def run_worker(settings: Settings) -> None:
