@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from storeloop.kit.asgi import ClientGone, read_body
+from storeloop.kit.asgi import ClientGone, read_body, route_path
 from storeloop.kit.errors import PayloadTooLarge
 
 
@@ -65,3 +65,20 @@ def test_disconnect_before_the_end_of_the_body() -> None:
     receive = Receiver([*chunks(b"12", b"3")[:1], {"type": "http.disconnect"}])
     with pytest.raises(ClientGone):
         read(receive)
+
+
+@pytest.mark.parametrize(
+    ("root_path", "path", "expected"),
+    [
+        ("", "/v1/batch", "/v1/batch"),
+        ("/growth", "/growth/v1/batch", "/v1/batch"),
+        ("/growth", "/growth/r/abc", "/r/abc"),
+        ("/growth", "/growthy/t.js", "/growthy/t.js"),
+        ("/growth", "/growth", "/growth"),
+        ("/growth", "/v1/batch", "/v1/batch"),
+    ],
+)
+def test_the_route_path_is_what_follows_the_mount_point(
+    root_path: str, path: str, expected: str
+) -> None:
+    assert route_path({"type": "http", "path": path, "root_path": root_path}) == expected

@@ -26,7 +26,7 @@ from storeloop.ingestion.schemas import (
     segment_openapi,
 )
 from storeloop.ingestion.service import BATCH_SOURCE, AcceptResult, IngestionService
-from storeloop.kit.asgi import ClientGone, read_body, send_error, send_json
+from storeloop.kit.asgi import ClientGone, read_body, route_path, send_error, send_json
 from storeloop.kit.errors import StoreloopError
 
 router = APIRouter()
@@ -98,7 +98,7 @@ class SegmentTrackingApi:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            source = _SOURCES.get(scope["path"])
+            source = _SOURCES.get(route_path(scope))
             if source is not None:
                 await _track(scope["app"].state.runtime.ingestion, source, scope, receive, send)
                 return

@@ -11,6 +11,17 @@ class ClientGone(Exception):
     """The client disconnected before its request body arrived: nothing to answer."""
 
 
+def route_path(scope: Scope) -> str:
+    """The path below the application's mount point. Behind a proxy that mounts the app under a
+    prefix, the ASGI server puts it in ``root_path`` and in front of ``path`` (as Starlette's
+    routing reads them); the hot routes match what follows the prefix."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+        return path[len(root) :]
+    return path
+
+
 def header(scope: Scope, name: bytes) -> str | None:
     """The first value of the header ``name`` (lower case), or None."""
     for raw_name, raw_value in scope["headers"]:

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Body
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from storeloop.dependencies import CallerDep, RuntimeDep, SessionDep
-from storeloop.kit.asgi import send_error
+from storeloop.kit.asgi import route_path, send_error
 from storeloop.kit.errors import Forbidden, StoreloopError, Unauthorized
 from storeloop.runtime import Runtime
 from storeloop.tracking import imports
@@ -75,7 +75,7 @@ class TrackingRoutes:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
+        path = route_path(scope)
         is_redirect = path.startswith("/r/")
         if not (is_redirect or path == "/t.js" or path == "/t/ctx"):
             await self.app(scope, receive, send)
@@ -86,7 +86,7 @@ class TrackingRoutes:
             return
         runtime: Runtime = scope["app"].state.runtime
         if is_redirect:
-            await serve_redirect(runtime.tracking, scope, send)
+            await serve_redirect(runtime.tracking, scope, send, path[3:])
         elif path == "/t.js":
             await serve_script(scope, send)
         else:

@@ -108,8 +108,8 @@ def cookie_domain_for(configured: str | None, host: str | None, redirect: Redire
     return configured
 
 
-async def serve_redirect(tracking: Tracking, scope: Scope, send: Send) -> None:
-    code = scope["path"][3:]
+async def serve_redirect(tracking: Tracking, scope: Scope, send: Send, code: str) -> None:
+    """``code``: what follows ``/r/`` in the path."""
     if code.endswith("/"):
         code = code[:-1]
     if not LINK_CODE_PATTERN.fullmatch(code):
