@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -28,18 +30,26 @@ def _autogroup_nice(pid: int | str) -> int | None:
 
 
 def _worker_niceness(
-    tmp_path: Path, setting: str | None, *, new_session: bool = False
+    tmp_path: Path, setting: str | None, *, shell: str | None = None
 ) -> tuple[int, int, int | None]:
-    """(our niceness, a running `storeloop worker`'s, its autogroup's nice value) on an embedded
-    database; ``new_session``: the worker leads a session of its own, as under a service
-    manager."""
+    """(our niceness, the niceness of the process started, its autogroup's nice value), once a
+    `storeloop worker` on an embedded database has started, always in a new session: the worker
+    leads it alone, as under a service manager, or ``shell`` (a ``sh -c`` script, ``{worker}``
+    standing for the worker's command line) does. Either way the session and its autogroup are
+    the test's own: a worker that wrongly changed its session's group never changes the test
+    runner's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STORELOOP_")}
     env["STORELOOP_DATA_DIR"] = str(tmp_path / "data")
     if setting is not None:
         env["STORELOOP_WORKER_NICE"] = setting
+    command = WORKER if shell is None else ["sh", "-c", shell.format(worker=shlex.join(WORKER))]
     log = (tmp_path / "worker.log").open("wb")
     process = subprocess.Popen(
-        WORKER, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=new_session
+        command,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -53,8 +63,10 @@ def _worker_niceness(
             _autogroup_nice(process.pid),
         )
     finally:
-        process.send_signal(signal.SIGINT)
+        os.killpg(process.pid, signal.SIGINT)
         process.wait(30)
+        with contextlib.suppress(ProcessLookupError):  # what the shell left (sleep)
+            os.killpg(process.pid, signal.SIGKILL)
         log.close()
 
 
@@ -73,21 +85,31 @@ def test_the_worker_keeps_its_priority_at_zero(tmp_path: Path) -> None:
     assert worker == ours
 
 
-@pytest.mark.skipif(_autogroup_nice("self") is None, reason="no scheduling autogroups here")
-def test_a_worker_leading_its_session_lowers_its_autogroup(tmp_path: Path) -> None:
+needs_autogroups = pytest.mark.skipif(
+    _autogroup_nice("self") is None, reason="no scheduling autogroups here"
+)
+
+
+@needs_autogroups
+def test_a_worker_alone_in_its_own_session_lowers_its_autogroup(tmp_path: Path) -> None:
     """With autogroups, a session's threads are weighed as one group against other sessions':
     a thread's nice value alone would not let an API in another session come first."""
-    _ours, _worker, group = _worker_niceness(tmp_path, "7", new_session=True)
-    assert group == 7
+    ours, worker, group = _worker_niceness(tmp_path, "7")
+    assert worker == min(19, ours + 7)
+    assert group == worker
 
 
-@pytest.mark.skipif(_autogroup_nice("self") is None, reason="no scheduling autogroups here")
-def test_a_worker_in_its_parent_s_session_leaves_the_shared_autogroup_alone(
-    tmp_path: Path,
-) -> None:
-    before = _autogroup_nice("self")
-    _ours, _worker, group = _worker_niceness(tmp_path, "7")
-    assert group == before == _autogroup_nice("self")
+@needs_autogroups
+def test_a_worker_in_a_shell_s_session_leaves_the_shared_autogroup_alone(tmp_path: Path) -> None:
+    _ours, _shell, group = _worker_niceness(tmp_path, "7", shell="{worker}; :")
+    assert group == 0
+
+
+@needs_autogroups
+def test_a_worker_leading_a_session_it_shares_leaves_the_autogroup_alone(tmp_path: Path) -> None:
+    """As in ``sh -c 'storeloop serve & exec storeloop worker'``: the API is in the session."""
+    _ours, _worker, group = _worker_niceness(tmp_path, "7", shell="sleep 60 & exec {worker}")
+    assert group == 0
 
 
 def test_the_setting_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,11 +8,13 @@ import logging
 import os
 import signal
 import threading
+import time
 
 from storeloop.config import Settings
 from storeloop.runtime import Runtime
 
 logger = logging.getLogger(__name__)
+_AUTOGROUP_TRIES = 20
 
 
 def lower_priority(niceness: int) -> None:
@@ -20,27 +22,63 @@ def lower_priority(niceness: int) -> None:
     if niceness <= 0 or not hasattr(os, "nice"):
         return
     try:
-        os.nice(niceness)
+        resulting = os.nice(niceness)
     except OSError as exc:  # e.g. a container that forbids it: run at the usual priority
         logger.warning("could not lower the worker's priority: %s", exc)
         return
-    _lower_autogroup(niceness)
+    if _alone_in_own_session():
+        _set_autogroup_nice(resulting)
 
 
-def _lower_autogroup(niceness: int) -> None:
-    """Where the worker leads a session of its own (a service manager's or a benchmark's child),
-    Linux's autogroup puts it in a scheduling group of its own, and a thread's nice value only
-    weighs against threads of the same group: the API in another session would not come first.
-    The group's own nice value does weigh against other groups (sched(7), "The autogroup
-    feature"). A worker started from a shell shares the shell's group, whose nice value is
-    left alone."""
-    if os.getsid(0) != os.getpid():
-        return
+def _alone_in_own_session() -> bool:
+    """Whether this process leads a session no other process is in (it has started none yet).
+
+    With Linux's autogroups (sched(7), "The autogroup feature"), every session is a scheduling
+    group, the groups share the CPU as equals, and a thread's nice value only weighs against
+    threads of its own group: an API in another session would not come first. The group's own
+    nice value does weigh against other groups, but it is the whole session's, so it is set only
+    where the session is the worker's alone (a service manager's or a benchmark's child), never
+    a shell's or a script's that also runs the API. (A non-root CPU cgroup, as under Docker or
+    systemd's CPU controller, replaces autogroups: there the unit's CPU weight decides.)"""
+    pid = os.getpid()
+    if os.getsid(0) != pid:
+        return False
     try:
-        with open("/proc/self/autogroup", "w") as autogroup:
-            autogroup.write(str(niceness))
-    except OSError:  # not Linux, no autogroup, or not allowed: the thread's nice value stands
-        pass
+        entries = os.listdir("/proc")
+    except OSError:
+        return False
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == pid:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile, or not readable
+        if len(fields) > 3 and fields[3] == str(pid).encode():  # state ppid pgrp session
+            return False
+    return True
+
+
+def _set_autogroup_nice(niceness: int) -> None:
+    # Unprivileged writers get EAGAIN when another autogroup was changed in the last 100 ms
+    # anywhere on the machine (workers starting together): wait and try again.
+    for _ in range(_AUTOGROUP_TRIES):
+        try:
+            with open("/proc/self/autogroup", "w") as autogroup:
+                autogroup.write(str(niceness))
+            return
+        except BlockingIOError:
+            time.sleep(0.11)
+        except FileNotFoundError:  # not Linux, or a kernel without autogroups
+            return
+        except OSError as exc:
+            logger.warning("could not lower the worker's scheduling group priority: %s", exc)
+            return
+    logger.warning(
+        "could not lower the worker's scheduling group priority: busy after %d tries",
+        _AUTOGROUP_TRIES,
+    )
 
 
 def run_worker(settings: Settings) -> None:
