@@ -584,6 +584,9 @@ def write_report(report: dict[str, Any], bench: Bench) -> Path:
         key: value for key, value in vars(bench.args).items() if key != "backend"
     } | {
         "rate_limit": servers.RATE_LIMIT,
+        # The workers' priority and whether it weighs against the API's (docs/benchmarks.md).
+        "worker_nice": os.environ.get("STORELOOP_WORKER_NICE", "default"),
+        "sched_autogroup_enabled": autogroups(),
         "event_bytes_mean": round(
             sum(map(len, bench.bodies)) / len(bench.bodies) / bench.args.batch_size
         ),
@@ -599,6 +602,13 @@ def write_report(report: dict[str, Any], bench: Bench) -> Path:
     path = RESULTS / f"ingest-{report['backend']}.json"
     path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
     return path
+
+
+def autogroups() -> str:
+    try:
+        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip()
+    except OSError:
+        return "absent"
 
 
 def _backends(bench: Bench) -> list[str]:

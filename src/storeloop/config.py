@@ -48,8 +48,8 @@ class Settings(BaseSettings):
     # Unix niceness `storeloop worker` adds to itself at start (0-19; 0 leaves it alone). Where
     # the API and the workers share cores, a tracking request then gets the CPU first and the
     # inbox backlog is processed in the time the API leaves: measured at 10 against 0, more
-    # events/s accepted on both backends and a lower paced p99 on SQLite (docs/benchmarks.md,
-    # 2026-12-06, third). See storeloop.worker for Linux's autogroups and CPU cgroups.
+    # events/s accepted on PostgreSQL and a lower paced p99 on both backends
+    # (docs/benchmarks.md, 2026-12-06, third). See storeloop.worker for Linux's autogroups and CPU cgroups.
     worker_nice: int = Field(default=10, ge=0, le=19)
 
     max_event_bytes: int = 32 * 1024
