@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     # the API and the workers share cores, a tracking request then gets the CPU first and the
     # inbox backlog is processed in the time the API leaves: measured at 10 against 0, more
     # events/s accepted on PostgreSQL and a lower paced p99 on both backends
-    # (docs/benchmarks.md, 2026-12-06, third). See storeloop.worker for Linux's autogroups and CPU cgroups.
+    # (docs/benchmarks.md, 2026-12-06, third). See storeloop.worker for Linux's autogroups and
+    # CPU cgroups.
     worker_nice: int = Field(default=10, ge=0, le=19)
 
     max_event_bytes: int = 32 * 1024
