@@ -38,6 +38,7 @@ from benchmarks.inbox import Counts, Drain, InboxWatcher
 from benchmarks.machine import machine_info
 from benchmarks.procstat import CpuSample, cpu_between, machine_busy_fraction, tree_cpu_seconds
 from benchmarks.wrk import LoadResult, check_clean, require_wrk, run_wrk, wrk_version
+from storeloop.config import Settings
 
 RESULTS = Path(__file__).with_name("results")
 TARGET_EVENTS_PER_S = {"sqlite": 50_000, "postgresql": 100_000}
@@ -585,7 +586,9 @@ def write_report(report: dict[str, Any], bench: Bench) -> Path:
     } | {
         "rate_limit": servers.RATE_LIMIT,
         # The workers' priority and whether it weighs against the API's (docs/benchmarks.md).
-        "worker_nice": os.environ.get("STORELOOP_WORKER_NICE", "default"),
+        "worker_nice": int(
+            os.environ.get("STORELOOP_WORKER_NICE") or Settings.model_fields["worker_nice"].default
+        ),
         "sched_autogroup_enabled": autogroups(),
         "event_bytes_mean": round(
             sum(map(len, bench.bodies)) / len(bench.bodies) / bench.args.batch_size

@@ -57,6 +57,28 @@ def _summary(load: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _write(args: argparse.Namespace, bench: ingest.Bench, runs: list[dict[str, Any]]) -> None:
+    api, processors = (2, 2) if args.backend == "postgresql" else (1, 1)
+    report = {
+        "backend": args.backend,
+        "api_processes": api,
+        "worker_processes": processors,
+        "paced_events_per_s": ingest.TARGET_EVENTS_PER_S[args.backend],
+        "sched_autogroup_enabled": ingest.autogroups(),
+        "runs": runs,
+        "settings": vars(args),
+        "machine": machine_info(
+            wrk=wrk_version(),
+            postgresql=servers.postgres_version(bench.postgres_url)
+            if args.backend == "postgresql"
+            else None,
+        ),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    path = ingest.RESULTS / f"worker-priority-{args.backend}.json"
+    path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     require_wrk()
@@ -113,25 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 runs.append(run)
-        report = {
-            "backend": args.backend,
-            "api_processes": api,
-            "worker_processes": processors,
-            "paced_events_per_s": int(rate * 100),
-            "sched_autogroup_enabled": ingest.autogroups(),
-            "runs": runs,
-            "settings": vars(args),
-            "machine": machine_info(
-                wrk=wrk_version(),
-                postgresql=servers.postgres_version(bench.postgres_url)
-                if args.backend == "postgresql"
-                else None,
-            ),
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-    path = ingest.RESULTS / f"worker-priority-{args.backend}.json"
-    path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-    print(f"written to {path}")
+                _write(args, bench, runs)  # a failure later keeps the runs done so far
+    print(f"written to {ingest.RESULTS / f'worker-priority-{args.backend}.json'}")
     return 0
 
 

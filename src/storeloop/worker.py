@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -44,20 +45,39 @@ def _alone_in_own_session() -> bool:
     if os.getsid(0) != pid:
         return False
     try:
+        # /proc of another PID namespace (numbers that are not ours), or one that hides other
+        # users' processes: nobody can be seen to be absent, so the group is left alone.
+        if int(os.readlink("/proc/self")) != pid or _proc_hides_processes():
+            return False
         entries = os.listdir("/proc")
-    except OSError:
+    except (OSError, ValueError):
         return False
+    session = str(pid).encode()
     for entry in entries:
         if not entry.isdigit() or int(entry) == pid:
             continue
         try:
             with open(f"/proc/{entry}/stat", "rb") as stat:
                 fields = stat.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone meanwhile, or not readable
-        if len(fields) > 3 and fields[3] == str(pid).encode():  # state ppid pgrp session
+        except FileNotFoundError:
+            continue  # gone meanwhile
+        except OSError:
+            return False
+        if len(fields) > 3 and fields[3] == session:  # state ppid pgrp session
             return False
     return True
+
+
+def _proc_hides_processes() -> bool:
+    with open("/proc/self/mountinfo") as mounts:
+        for line in mounts:
+            fields = line.split()
+            if len(fields) > 4 and fields[4] == "/proc":
+                options = line.split(" - ", 1)[-1]
+                return "hidepid=" in options and not any(
+                    f"hidepid={value}" in options for value in ("0", "off")
+                )
+    return False
 
 
 def _set_autogroup_nice(niceness: int) -> None:
@@ -65,16 +85,22 @@ def _set_autogroup_nice(niceness: int) -> None:
     # anywhere on the machine (workers starting together): wait and try again.
     for _ in range(_AUTOGROUP_TRIES):
         try:
-            with open("/proc/self/autogroup", "w") as autogroup:
+            with open("/proc/self/autogroup", "r+") as autogroup:
+                previous = autogroup.read().split()[-1]  # "/autogroup-85 nice 0"
+                autogroup.seek(0)
                 autogroup.write(str(niceness))
-            return
         except BlockingIOError:
             time.sleep(0.11)
+            continue
         except FileNotFoundError:  # not Linux, or a kernel without autogroups
             return
-        except OSError as exc:
+        except (OSError, IndexError) as exc:
             logger.warning("could not lower the worker's scheduling group priority: %s", exc)
             return
+        if not _alone_in_own_session():  # another process joined the session meanwhile
+            with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as autogroup:
+                autogroup.write(previous)
+        return
     logger.warning(
         "could not lower the worker's scheduling group priority: busy after %d tries",
         _AUTOGROUP_TRIES,

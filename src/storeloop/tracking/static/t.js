@@ -5,7 +5,7 @@
   if (!s || w.__storeloop) return;
   w.__storeloop = 1;
   var key = s.getAttribute("data-write-key"), base = new URL(s.src, location.href),
-    api = base.origin + base.pathname.replace(/\/[^\/]*$/, ""),
+    api = base.origin + (s.src ? base.pathname.replace(/\/[^\/]*$/, "") : ""),
     ls = store(w.localStorage), ss = store(w.sessionStorage),
     q = [], out = [], ready = 0, timer = 0, YEAR = 34560000, U,
     held = s.getAttribute("data-consent") == "pending",
