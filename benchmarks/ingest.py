@@ -288,11 +288,12 @@ def _paced_phase(
         "target_events_per_s": events_per_s,
         "requests_per_s": requests_per_s,
         "load": by_p99[(len(by_p99) - 1) // 2],
-        "rounds": [_round_summary(load) for load in rounds],
+        "rounds": [round_summary(load) for load in rounds],
     }
 
 
-def _round_summary(load: dict[str, Any]) -> dict[str, Any]:
+def round_summary(load: dict[str, Any]) -> dict[str, Any]:
+    """The figures of one measured load a report lists per round."""
     return {
         "events_per_s": load["events_per_s"],
         "p50_ms": load["latency_ms"]["p50"],

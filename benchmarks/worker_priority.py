@@ -47,10 +47,7 @@ def _database(bench: ingest.Bench, backend: str, name: str) -> Iterator[str]:
 
 
 def _summary(load: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "events_per_s": load["events_per_s"],
-        "p50_ms": load["latency_ms"]["p50"],
-        "p99_ms": load["latency_ms"]["p99"],
+    return ingest.round_summary(load) | {
         "server_cpu_s": load["cpu"]["server_cpu_s"],
         "worker_cpu_s": load["cpu"]["worker_cpu_s"],
         "other_cpu_s": load["cpu"]["other_cpu_s"],
