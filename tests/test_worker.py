@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shlex
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from storeloop import worker as worker_module
 from storeloop.config import Settings
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "getpriority"), reason="Unix priorities")
@@ -26,7 +28,9 @@ def _autogroup_nice(pid: int | str) -> int | None:
         text = Path(f"/proc/{pid}/autogroup").read_text()
     except OSError:
         return None
-    return int(text.split()[-1])
+    # Empty for a process without an autogroup of its own (in the root group, as where a
+    # session dates from boot): that is no autogroup to test.
+    return int(text.split()[-1]) if text.strip() else None
 
 
 def _worker_niceness(
@@ -110,6 +114,36 @@ def test_a_worker_leading_a_session_it_shares_leaves_the_autogroup_alone(tmp_pat
     """As in ``sh -c 'storeloop serve & exec storeloop worker'``: the API is in the session."""
     _ours, _worker, group = _worker_niceness(tmp_path, "7", shell="sleep 60 & exec {worker}")
     assert group == 0
+
+
+def test_a_worker_in_the_root_autogroup_leaves_it_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A process in the root autogroup (a session that dates from boot, as in some CI runners)
+    reads the file empty: that group cannot be given a weight, so nothing is written and
+    nothing is worth a warning."""
+    shown = tmp_path / "autogroup"
+    shown.write_text("")
+    monkeypatch.setattr(worker_module, "_AUTOGROUP", str(shown))
+    with caplog.at_level(logging.WARNING, logger="storeloop.worker"):
+        worker_module._set_autogroup_nice(7)
+    assert shown.read_text() == ""
+    assert caplog.records == []
+
+
+def test_a_session_joined_meanwhile_gets_its_autogroup_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown = tmp_path / "autogroup"
+    shown.write_text("/autogroup-85 nice 0\n")
+    monkeypatch.setattr(worker_module, "_AUTOGROUP", str(shown))
+    monkeypatch.setattr(worker_module, "_alone_in_own_session", lambda: True)
+    worker_module._set_autogroup_nice(7)
+    assert shown.read_text().startswith("7")  # what the kernel reads of it
+    shown.write_text("/autogroup-85 nice 0\n")
+    monkeypatch.setattr(worker_module, "_alone_in_own_session", lambda: False)
+    worker_module._set_autogroup_nice(7)
+    assert shown.read_text() == "0"
 
 
 def test_the_setting_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

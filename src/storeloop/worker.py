@@ -16,6 +16,7 @@ from storeloop.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 _AUTOGROUP_TRIES = 20
+_AUTOGROUP = "/proc/self/autogroup"
 
 
 def lower_priority(niceness: int) -> None:
@@ -85,8 +86,11 @@ def _set_autogroup_nice(niceness: int) -> None:
     # anywhere on the machine (workers starting together): wait and try again.
     for _ in range(_AUTOGROUP_TRIES):
         try:
-            with open("/proc/self/autogroup", "r+") as autogroup:
-                previous = autogroup.read().split()[-1]  # "/autogroup-85 nice 0"
+            with open(_AUTOGROUP, "r+") as autogroup:
+                shown = autogroup.read().split()  # "/autogroup-85 nice 0"
+                if not shown:  # no group of its own (the root one, which cannot be lowered)
+                    return
+                previous = shown[-1]
                 autogroup.seek(0)
                 autogroup.write(str(niceness))
         except BlockingIOError:
@@ -98,7 +102,7 @@ def _set_autogroup_nice(niceness: int) -> None:
             logger.warning("could not lower the worker's scheduling group priority: %s", exc)
             return
         if not _alone_in_own_session():  # another process joined the session meanwhile
-            with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as autogroup:
+            with contextlib.suppress(OSError), open(_AUTOGROUP, "w") as autogroup:
                 autogroup.write(previous)
         return
     logger.warning(
