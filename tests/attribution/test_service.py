@@ -399,3 +399,70 @@ def test_an_order_changed_during_attribution_stays_stale(
     monkeypatch.setattr(service, "credit_rows", real)
     attribute_all(runtime, ws)
     assert credits(runtime, order_id, "last_click") == [("Email", Decimal(1), Decimal("30.0000"))]
+
+
+def test_learned_weights_follow_reclassified_channels(
+    runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
+    """A recompute after new channel rules renames channels without adding rows: the learned
+    weights must be learned again, not reused under the old channel names."""
+    ws = workspace.id
+    with session_scope(runtime.session_factory) as session:
+        add_touchpoint(session, ws, "Email", days_before(3), anonymous_id="r1")
+        add_touchpoint(session, ws, "Referral", days_before(1), anonymous_id="r1")
+        both = add_order(session, ws, anonymous_id="r1").id
+        add_touchpoint(session, ws, "Referral", days_before(2), anonymous_id="r2")
+        add_order(session, ws, anonymous_id="r2")
+        add_touchpoint(session, ws, "Email", days_before(2), anonymous_id="r3")
+    attribute_all(runtime, ws)
+    before = {model: credits(runtime, both, model) for model in ("markov", "shapley")}
+    assert [line[0] for line in before["markov"]] == ["Email", "Referral"]
+    assert 0 < before["markov"][0][1] < 1
+
+    with session_scope(runtime.session_factory) as session:
+        set_settings(
+            session, ws, channel_rules=[{"match": {"source": "newsletter"}, "channel": "SMS"}]
+        )
+        assert service.recompute(session, ws).touchpoints_reclassified == 2
+    attribute_all(runtime, ws)
+    for model, lines in before.items():
+        renamed = [("SMS" if name == "Email" else name, *rest) for name, *rest in lines]
+        assert credits(runtime, both, model) == renamed, model
+
+
+def test_a_growing_workspace_learns_its_weights_again_by_tenths(
+    runtime: Runtime, workspace: WorkspaceKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Learning reads every journey: a large workspace is learned again once its touchpoints,
+    orders and merges changed by a tenth, or when the weights are too old, not on every batch."""
+    monkeypatch.setattr(service, "LEARN_ALWAYS_BELOW", 20)
+    learned: list[int] = []
+    real = service.learn_weights
+
+    def counting(repository: Any, rules: Any) -> Any:
+        learned.append(repository.fingerprint().rows)
+        return real(repository, rules)
+
+    monkeypatch.setattr(service, "learn_weights", counting)
+    ws = workspace.id
+
+    def add(touchpoints: int, visitor: str) -> None:
+        with session_scope(runtime.session_factory) as session:
+            for _ in range(touchpoints):
+                add_touchpoint(session, ws, "Email", days_before(2), anonymous_id=visitor)
+            add_order(session, ws, anonymous_id=visitor)
+        attribute_all(runtime, ws)
+
+    add(29, "g0")
+    assert learned == [30]
+    add(1, "g1")  # 32 rows: under a tenth more than 30
+    assert learned == [30]
+    add(1, "g2")  # 34 rows
+    assert learned == [30, 34]
+    monkeypatch.setattr(service, "WEIGHTS_MAX_AGE_SECONDS", 0.0)
+    add(0, "g3")
+    assert learned == [30, 34, 35]
+    monkeypatch.setattr(service, "LEARN_ALWAYS_BELOW", 1_000)
+    monkeypatch.setattr(service, "WEIGHTS_MAX_AGE_SECONDS", 900.0)
+    add(0, "g4")  # a small workspace: learned again on any change
+    assert learned == [30, 34, 35, 36]

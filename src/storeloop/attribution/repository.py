@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from sqlalchemy import String, Table, bindparam, delete, func, select, update
 from sqlalchemy import cast as cast_
@@ -14,7 +14,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from storeloop.analytics.repository import LANDING_SLACK, mark_days
-from storeloop.kit.timeutil import as_utc
+from storeloop.db import dialect_insert
+from storeloop.kit.timeutil import as_utc, utcnow
 from storeloop.models import (
     AttributionCredit,
     Campaign,
@@ -26,6 +27,7 @@ from storeloop.models import (
     Order,
     Post,
     Profile,
+    StoreSettings,
     Touchpoint,
 )
 
@@ -65,6 +67,14 @@ def stale_orders(
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Order)
     return [(row[0], row[1]) for row in session.execute(query)]
+
+
+class JourneyData(NamedTuple):
+    """What the data-driven models learn from, in brief: counts and latest ids and times of the
+    workspace's touchpoints, orders and merged profiles; ``rows`` is the three counts' sum."""
+
+    fingerprint: tuple[Any, ...]
+    rows: int
 
 
 class AttributionRepository:
@@ -251,6 +261,8 @@ class AttributionRepository:
         ]
 
     def set_touchpoint_channels(self, channels: Mapping[uuid.UUID, str]) -> None:
+        """Give these touchpoints other channels, and bump the workspace's channels revision
+        (created with the settings row if it has none yet)."""
         if not channels:
             return
         columns = _TOUCHPOINTS.c
@@ -259,6 +271,16 @@ class AttributionRepository:
             .where(columns.workspace_id == self.workspace_id, columns.id == bindparam("b_id"))
             .values(channel=bindparam("b_channel")),
             [{"b_id": key, "b_channel": value} for key, value in sorted(channels.items())],
+        )
+        settings = cast(Table, StoreSettings.__table__)
+        insert = dialect_insert(self.session.get_bind().dialect.name, settings).values(
+            workspace_id=self.workspace_id, channels_revision=1, updated_at=utcnow()
+        )
+        self.session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[settings.c.workspace_id],
+                set_={"channels_revision": settings.c.channels_revision + 1},
+            )
         )
 
     def journey_touchpoints(
@@ -280,7 +302,7 @@ class AttributionRepository:
         )
         return [(row[0], row[1], row[2], row[3], row[4], row[5], row[6]) for row in rows]
 
-    def fingerprint(self) -> tuple[Any, ...]:
+    def fingerprint(self) -> JourneyData:
         """Changes when touchpoints, orders or profile merges are added: learned weights are
         reused while it stays the same (ids are UUIDv7, so a new row moves the maximum)."""
         touchpoints = self.session.execute(
@@ -298,7 +320,16 @@ class AttributionRepository:
                 Profile.workspace_id == self.workspace_id, Profile.merged_into.is_not(None)
             )
         ).one()
-        return (*touchpoints, *orders, *merges)
+        return JourneyData((*touchpoints, *orders, *merges), touchpoints[0] + orders[0] + merges[0])
+
+    def channels_revision(self) -> int:
+        """How many recomputes changed a touchpoint's channel (0 without a settings row)."""
+        revision = self.session.scalar(
+            select(StoreSettings.channels_revision).where(
+                StoreSettings.workspace_id == self.workspace_id
+            )
+        )
+        return int(revision or 0)
 
     # --- profiles -----------------------------------------------------------------------------
 

@@ -3,13 +3,15 @@
 ``attribute_stale_orders`` is a derivation follow-up: it re-attributes orders marked stale in
 batches, one savepoint per workspace and per failing order, so a failing order or workspace is
 logged (by id) and set aside instead of blocking the others. Data-driven weights are learned
-once per run and workspace over all journeys: converting (each order's considered touchpoints)
-and not (customers with touchpoints and no order, over their last lookback window).
+per workspace over all journeys: converting (each order's considered touchpoints) and not
+(customers with touchpoints and no order, over their last lookback window); see
+``cached_weights`` for when they are learned again.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
@@ -147,21 +149,51 @@ def _canonical(merged: Mapping[uuid.UUID, uuid.UUID], profile_id: uuid.UUID) -> 
 
 
 Weights = dict[str, dict[str, float]]
-# workspace -> (data fingerprint and rules, weights): a batch of a long re-attribution reuses the
-# weights the previous batch learned from the same data instead of reading every journey again.
-_weights_cache: dict[uuid.UUID, tuple[tuple[Any, ...], Weights]] = {}
+# Learning reads every journey of the workspace, so while a store's data grows (touchpoints,
+# orders and merges arriving with every derivation batch) the weights are not learned again for
+# each batch: that cost grew with the data and made a long ingestion quadratic. Small workspaces
+# (under LEARN_ALWAYS_BELOW rows) are learned again on any change; larger ones once their rows
+# changed by a tenth, or the weights are WEIGHTS_MAX_AGE_SECONDS old. New channels (a recompute
+# after new channel rules) or a new lookback window are always learned at once.
+LEARN_ALWAYS_BELOW = 2_000
+RELEARN_GROWTH = 0.1
+WEIGHTS_MAX_AGE_SECONDS = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Learned:
+    fingerprint: tuple[Any, ...]
+    # What must match for the weights to be reused while the data grows.
+    basis: tuple[int, int]
+    rows: int
+    learned_at: float
+    weights: Weights
+
+
+# workspace -> what was learned last (per process).
+_weights_cache: dict[uuid.UUID, _Learned] = {}
 _WEIGHTS_CACHE_SIZE = 256
 
 
 def cached_weights(repository: AttributionRepository, rules: Rules) -> Weights:
-    fingerprint = (*repository.fingerprint(), rules.lookback_days)
+    fingerprint, rows = repository.fingerprint()
+    basis = (repository.channels_revision(), rules.lookback_days)
     cached = _weights_cache.get(repository.workspace_id)
-    if cached is not None and cached[0] == fingerprint:
-        return cached[1]
+    if cached is not None and cached.basis == basis:
+        if cached.fingerprint == fingerprint:
+            return cached.weights
+        if (
+            cached.rows >= LEARN_ALWAYS_BELOW
+            and abs(rows - cached.rows) < cached.rows * RELEARN_GROWTH
+            and time.monotonic() - cached.learned_at < WEIGHTS_MAX_AGE_SECONDS
+        ):
+            return cached.weights
     weights = learn_weights(repository, rules)
     if len(_weights_cache) >= _WEIGHTS_CACHE_SIZE:
         _weights_cache.clear()
-    _weights_cache[repository.workspace_id] = (fingerprint, weights)
+    _weights_cache[repository.workspace_id] = _Learned(
+        fingerprint, basis, rows, time.monotonic(), weights
+    )
     return weights
 
 

@@ -30,6 +30,9 @@ class StoreSettings(Base):
     channel_rules: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
     # A started checkout without an order from the same customer within this time is abandoned.
     abandonment_minutes: Mapped[int] = mapped_column(default=60, server_default="60")
+    # Bumped whenever a recompute gives touchpoints other channels: what was learned from the
+    # old channels (the data-driven weights) is learned again.
+    channels_revision: Mapped[int] = mapped_column(default=0, server_default="0")
     # Webhook signing secrets of the shop platforms: sealed, because verifying needs the secret.
     shopify_secret_sealed: Mapped[bytes | None]
     woocommerce_secret_sealed: Mapped[bytes | None]
