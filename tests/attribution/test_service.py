@@ -430,12 +430,14 @@ def test_learned_weights_follow_reclassified_channels(
         assert credits(runtime, both, model) == renamed, model
 
 
-def test_a_growing_workspace_learns_its_weights_again_by_tenths(
+def test_a_growing_workspace_learns_its_weights_again_by_shares(
     runtime: Runtime, workspace: WorkspaceKeys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Learning reads every journey: a large workspace is learned again once its touchpoints,
-    orders and merges changed by a tenth, or when the weights are too old, not on every batch."""
+    orders and merges changed by a share (here a tenth), or when the weights are too old, not
+    on every batch."""
     monkeypatch.setattr(service, "LEARN_ALWAYS_BELOW", 20)
+    monkeypatch.setattr(service, "RELEARN_GROWTH", 0.1)
     learned: list[int] = []
     real = service.learn_weights
 
