@@ -6,7 +6,8 @@ Requests and jobs commit once, at their edge (``session_scope``); services only 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,25 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_db_engine(url: str, **kwargs: Any) -> Engine:
+def _configure_growing_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    """For a file that grows with the store (not the inbox spool, which stays small)."""
+    assert isinstance(dbapi_connection, sqlite3.Connection)
+    cursor = dbapi_connection.cursor()
+    # A larger page cache (the default is 2 MB) and fewer, larger checkpoints (the default is
+    # every 1,000 pages): the processor's inserts touch index pages all over a growing file, and
+    # a page changed many times between two checkpoints is copied back once. Measured on the
+    # processor draining 100,000 events: 46 s with the defaults, 35 s with these.
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
+    cursor.close()
+
+
+SQLITE_CACHE_KIB = 65_536
+SQLITE_CHECKPOINT_PAGES = 10_000
+
+
+def create_db_engine(url: str, *, growing: bool = True, **kwargs: Any) -> Engine:
+    """The engine of a database URL; ``growing=False`` for a SQLite file that stays small."""
     # SQL errors are logged; their bound parameters can hold ids and traits, so keep them out.
     kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
@@ -46,6 +65,8 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
             **kwargs,
         )
         event.listen(engine, "connect", _configure_sqlite)
+        if growing:
+            event.listen(engine, "connect", _configure_growing_sqlite)
         return engine
     return create_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True, **kwargs)
 
@@ -90,3 +111,46 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+class SqliteStatistics:
+    """A worker job keeping SQLite's query-planner statistics (``ANALYZE``) fresh.
+
+    Without statistics SQLite takes ``workspace_id = ?`` for a selective condition (about ten
+    rows per value): given the primary key for a list of ids and an index that starts with the
+    workspace, it read the whole workspace through the latter, at a cost that grew with the
+    store (deleting an order's credits, finding orders and profiles by id). ``analysis_limit``
+    samples each index, so a run takes milliseconds. It runs ``first_after`` seconds after the
+    worker starts, then at doubling intervals up to ``max_interval``; this process's pool is
+    renewed after each run, because a connection reads the statistics when it opens.
+    PostgreSQL keeps its statistics itself (autovacuum): there the job does nothing.
+    """
+
+    __name__ = "sqlite_statistics"
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        first_after: float = 30.0,
+        max_interval: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.max_interval = max_interval
+        self.clock = clock
+        self._interval = first_after
+        self._due = clock() + first_after
+
+    def __call__(self) -> int:
+        """Runs ANALYZE when due; returns 0 (no queued work was done)."""
+        if self.engine.dialect.name != "sqlite" or self.clock() < self._due:
+            return 0
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA analysis_limit=1000")
+            connection.exec_driver_sql("ANALYZE")
+            connection.commit()
+        self.engine.dispose()
+        self._interval = min(self._interval * 2, self.max_interval)
+        self._due = self.clock() + self._interval
+        return 0

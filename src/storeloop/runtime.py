@@ -15,7 +15,7 @@ from storeloop.analytics.tasks import RefreshRollups
 from storeloop.attribution.service import attribute_stale_orders, mark_profile_orders_stale
 from storeloop.attribution.touchpoints import derive_touchpoints
 from storeloop.config import Settings
-from storeloop.db import create_db_engine, make_session_factory
+from storeloop.db import SqliteStatistics, create_db_engine, make_session_factory
 from storeloop.derivation import DerivationRunner
 from storeloop.ingestion.processor import InboxProcessor
 from storeloop.ingestion.service import IngestionService, WriteKeyRateLimiter
@@ -80,8 +80,12 @@ class Runtime:
             # Orders first: touchpoint handlers appended after may point at the order.
             handlers=[derive_orders, derive_touchpoints],
             follow_ups=[attribute_stale_orders],
-            # Then the dashboard's rollups of every day that changed (ADR 0008).
-            jobs=[RefreshRollups(self.session_factory, settings.rollup_settle_seconds)],
+            # Then the dashboard's rollups of every day that changed (ADR 0008), and SQLite's
+            # planner statistics as the store grows.
+            jobs=[
+                RefreshRollups(self.session_factory, settings.rollup_settle_seconds),
+                SqliteStatistics(self.engine),
+            ],
         )
         # Tracked-link redirects: link cache, batched click writer, bot rules.
         self.tracking = Tracking(

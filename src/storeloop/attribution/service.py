@@ -151,11 +151,11 @@ def _canonical(merged: Mapping[uuid.UUID, uuid.UUID], profile_id: uuid.UUID) -> 
 Weights = dict[str, dict[str, float]]
 # Learning reads every journey of the workspace, so while a store's data grows (touchpoints,
 # orders and merges arriving with every derivation batch) the weights are not learned again for
-# each batch: that cost grew with the data and made a long ingestion quadratic (now the
-# learning adds up to a few times one learning over all the data, whatever the batches). Small workspaces
-# (under LEARN_ALWAYS_BELOW rows) are learned again on any change; larger ones once their rows
-# changed by a quarter, or the weights are WEIGHTS_MAX_AGE_SECONDS old. New channels (a recompute
-# after new channel rules) or a new lookback window are always learned at once.
+# each batch: that cost grew with the data and made a long ingestion quadratic (now all the
+# learning adds up to a few times one learning over all the data). Small workspaces (under
+# LEARN_ALWAYS_BELOW rows) are learned again on any change; larger ones once their rows changed
+# by a quarter, or the weights are WEIGHTS_MAX_AGE_SECONDS old. New channels (a recompute after
+# new channel rules) or a new lookback window are always learned at once.
 LEARN_ALWAYS_BELOW = 1_000
 RELEARN_GROWTH = 0.25
 WEIGHTS_MAX_AGE_SECONDS = 900.0

@@ -57,7 +57,7 @@ def create_spool_engine(database_url: str) -> Engine | None:
     path = spool_path(database_url)
     if path is None:
         return None
-    engine = create_db_engine(f"sqlite:///{path}")
+    engine = create_db_engine(f"sqlite:///{path}", growing=False)
     # The API and a worker may open a new spool at the same moment; switching a new file to WAL
     # fails at once ("database is locked") rather than waiting, so the loser tries again.
     for attempt in itertools.count(1):

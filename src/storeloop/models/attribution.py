@@ -53,6 +53,8 @@ class Touchpoint(Base):
         Index("ix_touchpoints_workspace_anonymous", "workspace_id", "anonymous_id"),
         # A day's landings, read by the rollup job.
         Index("ix_touchpoints_workspace_time", "workspace_id", "occurred_at"),
+        # The touchpoints taken from orders, replaced when an order is attributed again.
+        Index("ix_touchpoints_workspace_order", "workspace_id", "order_id"),
     )
 
     id: Mapped[uuid.UUID] = id_column()
