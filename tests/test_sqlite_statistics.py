@@ -3,10 +3,13 @@ not by reading the whole workspace."""
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from pathlib import Path
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
 
 from storeloop import migrate
 from storeloop.db import SqliteStatistics, create_db_engine
@@ -54,7 +57,9 @@ def test_the_job_analyzes_when_due_and_the_plans_use_the_key(tmp_path: Path) -> 
         assert connection.execute(text(statistics)).scalar_one() == 0  # not due yet
 
     now[0] = 30
+    pool = engine.pool
     assert job() == 0
+    assert engine.pool is not pool  # this process's connections read the statistics again
     assert "(order_id=?)" in plan()
     with engine.connect() as connection:
         analyzed = connection.execute(
@@ -66,6 +71,29 @@ def test_the_job_analyzes_when_due_and_the_plans_use_the_key(tmp_path: Path) -> 
     now[0] = 90
     job()
     assert (job._due, job._interval) == (190, 100)
+    engine.dispose()
+
+
+def test_a_failed_run_waits_for_its_next_turn(tmp_path: Path) -> None:
+    """A run that fails (the file locked past the busy timeout) is not tried again at once."""
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'storeloop.db'}")
+    migrate.upgrade(engine)
+    runs: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def refuse(*args: object) -> None:
+        statement = str(args[2])
+        if statement == "ANALYZE":
+            runs.append(statement)
+            raise sqlite3.OperationalError("database is locked")
+
+    now = [0.0]
+    job = SqliteStatistics(engine, first_after=30, clock=lambda: now[0])
+    now[0] = 30
+    with pytest.raises(OperationalError):
+        job()
+    assert job() == 0  # not due before 60 more seconds
+    assert runs == ["ANALYZE"]
     engine.dispose()
 
 

@@ -28,7 +28,9 @@ def alembic_config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     config = alembic_config(engine)
-    with engine.begin() as connection:
+    # Alembic begins and commits the transaction itself (migrations/env.py), so a migration can
+    # step out of it where PostgreSQL requires (CREATE INDEX CONCURRENTLY).
+    with engine.connect() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

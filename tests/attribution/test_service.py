@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, object_session
 
 from storeloop.attribution import service
+from storeloop.attribution.repository import AttributionRepository
 from storeloop.attribution.service import attribute_stale_orders
 from storeloop.attribution.touchpoints import derive_touchpoints
 from storeloop.db import session_scope
@@ -461,10 +462,30 @@ def test_a_growing_workspace_learns_its_weights_again_by_shares(
     assert learned == [30]
     add(1, "g2")  # 34 rows
     assert learned == [30, 34]
+    # Old enough, but not yet rested: a learning that took long waits LEARNING_REST times that.
     monkeypatch.setattr(service, "WEIGHTS_MAX_AGE_SECONDS", 0.0)
+    monkeypatch.setattr(service, "LEARNING_REST", 1e9)
     add(0, "g3")
-    assert learned == [30, 34, 35]
+    assert learned == [30, 34]
+    monkeypatch.setattr(service, "LEARNING_REST", 0)
+    add(0, "g3")
+    assert learned == [30, 34, 36]
     monkeypatch.setattr(service, "LEARN_ALWAYS_BELOW", 1_000)
     monkeypatch.setattr(service, "WEIGHTS_MAX_AGE_SECONDS", 900.0)
     add(0, "g4")  # a small workspace: learned again on any change
-    assert learned == [30, 34, 35, 36]
+    assert learned == [30, 34, 36, 37]
+
+
+def test_a_channel_change_without_saved_settings_still_counts(
+    runtime: Runtime, workspace: WorkspaceKeys
+) -> None:
+    """The revision is the workspace's: a store that never saved settings still has none."""
+    ws = workspace.id
+    for expected in (1, 2):
+        with session_scope(runtime.session_factory) as session:
+            touchpoint = add_touchpoint(session, ws, "Email", days_before(1), anonymous_id="c1")
+            repository = AttributionRepository(session, ws)
+            repository.set_touchpoint_channels({touchpoint.id: "SMS"})
+            assert repository.channels_revision() == expected
+    with runtime.session_factory() as session:
+        assert service.get_store_settings(session, ws).updated_at is None

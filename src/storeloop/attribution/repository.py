@@ -14,8 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from storeloop.analytics.repository import LANDING_SLACK, mark_days
-from storeloop.db import dialect_insert
-from storeloop.kit.timeutil import as_utc, utcnow
+from storeloop.kit.timeutil import as_utc
 from storeloop.models import (
     AttributionCredit,
     Campaign,
@@ -27,8 +26,8 @@ from storeloop.models import (
     Order,
     Post,
     Profile,
-    StoreSettings,
     Touchpoint,
+    Workspace,
 )
 
 _T = TypeVar("_T")
@@ -261,8 +260,7 @@ class AttributionRepository:
         ]
 
     def set_touchpoint_channels(self, channels: Mapping[uuid.UUID, str]) -> None:
-        """Give these touchpoints other channels, and bump the workspace's channels revision
-        (created with the settings row if it has none yet)."""
+        """Give these touchpoints other channels, and bump the workspace's channels revision."""
         if not channels:
             return
         columns = _TOUCHPOINTS.c
@@ -272,15 +270,11 @@ class AttributionRepository:
             .values(channel=bindparam("b_channel")),
             [{"b_id": key, "b_channel": value} for key, value in sorted(channels.items())],
         )
-        settings = cast(Table, StoreSettings.__table__)
-        insert = dialect_insert(self.session.get_bind().dialect.name, settings).values(
-            workspace_id=self.workspace_id, channels_revision=1, updated_at=utcnow()
-        )
         self.session.execute(
-            insert.on_conflict_do_update(
-                index_elements=[settings.c.workspace_id],
-                set_={"channels_revision": settings.c.channels_revision + 1},
-            )
+            update(Workspace)
+            .where(Workspace.id == self.workspace_id)
+            .values(channels_revision=Workspace.channels_revision + 1)
+            .execution_options(synchronize_session=False)
         )
 
     def journey_touchpoints(
@@ -323,11 +317,9 @@ class AttributionRepository:
         return JourneyData((*touchpoints, *orders, *merges), touchpoints[0] + orders[0] + merges[0])
 
     def channels_revision(self) -> int:
-        """How many recomputes changed a touchpoint's channel (0 without a settings row)."""
+        """How many recomputes changed a touchpoint's channel."""
         revision = self.session.scalar(
-            select(StoreSettings.channels_revision).where(
-                StoreSettings.workspace_id == self.workspace_id
-            )
+            select(Workspace.channels_revision).where(Workspace.id == self.workspace_id)
         )
         return int(revision or 0)
 

@@ -151,14 +151,17 @@ def _canonical(merged: Mapping[uuid.UUID, uuid.UUID], profile_id: uuid.UUID) -> 
 Weights = dict[str, dict[str, float]]
 # Learning reads every journey of the workspace, so while a store's data grows (touchpoints,
 # orders and merges arriving with every derivation batch) the weights are not learned again for
-# each batch: that cost grew with the data and made a long ingestion quadratic (now all the
-# learning adds up to a few times one learning over all the data). Small workspaces (under
-# LEARN_ALWAYS_BELOW rows) are learned again on any change; larger ones once their rows changed
-# by a quarter, or the weights are WEIGHTS_MAX_AGE_SECONDS old. New channels (a recompute after
-# new channel rules) or a new lookback window are always learned at once.
+# each batch: that cost grew with the data and made a long ingestion quadratic. Small workspaces
+# (under LEARN_ALWAYS_BELOW rows) are learned again on any change. Larger ones once their rows
+# changed by RELEARN_GROWTH (so the learnings of a growing store add up to a few learnings over
+# all of it), or, for changes that move no count (a cancelled order, a bot flag), once the
+# weights are WEIGHTS_MAX_AGE_SECONDS old and older than LEARNING_REST times the last learning
+# took (so learning takes at most about a twentieth of the worker, however large the store).
+# New channels (a recompute after new channel rules) or a new lookback are learned at once.
 LEARN_ALWAYS_BELOW = 1_000
 RELEARN_GROWTH = 0.25
 WEIGHTS_MAX_AGE_SECONDS = 900.0
+LEARNING_REST = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +171,17 @@ class _Learned:
     basis: tuple[int, int]
     rows: int
     learned_at: float
+    took: float
     weights: Weights
+
+    def still_good(self, rows: int, now: float) -> bool:
+        """Whether a large workspace, changed since, can keep these weights for now."""
+        age = now - self.learned_at
+        return (
+            self.rows >= LEARN_ALWAYS_BELOW
+            and abs(rows - self.rows) < self.rows * RELEARN_GROWTH
+            and (age < WEIGHTS_MAX_AGE_SECONDS or age < self.took * LEARNING_REST)
+        )
 
 
 # workspace -> what was learned last (per process).
@@ -180,20 +193,19 @@ def cached_weights(repository: AttributionRepository, rules: Rules) -> Weights:
     fingerprint, rows = repository.fingerprint()
     basis = (repository.channels_revision(), rules.lookback_days)
     cached = _weights_cache.get(repository.workspace_id)
-    if cached is not None and cached.basis == basis:
-        if cached.fingerprint == fingerprint:
-            return cached.weights
-        if (
-            cached.rows >= LEARN_ALWAYS_BELOW
-            and abs(rows - cached.rows) < cached.rows * RELEARN_GROWTH
-            and time.monotonic() - cached.learned_at < WEIGHTS_MAX_AGE_SECONDS
-        ):
-            return cached.weights
+    started = time.monotonic()
+    if (
+        cached is not None
+        and cached.basis == basis
+        and (cached.fingerprint == fingerprint or cached.still_good(rows, started))
+    ):
+        return cached.weights
     weights = learn_weights(repository, rules)
     if len(_weights_cache) >= _WEIGHTS_CACHE_SIZE:
         _weights_cache.clear()
+    finished = time.monotonic()
     _weights_cache[repository.workspace_id] = _Learned(
-        fingerprint, basis, rows, time.monotonic(), weights
+        fingerprint, basis, rows, finished, finished - started, weights
     )
     return weights
 

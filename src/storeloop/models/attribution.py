@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storeloop.models.base import Base, id_column
@@ -30,9 +30,6 @@ class StoreSettings(Base):
     channel_rules: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
     # A started checkout without an order from the same customer within this time is abandoned.
     abandonment_minutes: Mapped[int] = mapped_column(default=60, server_default="60")
-    # Bumped whenever a recompute gives touchpoints other channels: what was learned from the
-    # old channels (the data-driven weights) is learned again.
-    channels_revision: Mapped[int] = mapped_column(default=0, server_default="0")
     # Webhook signing secrets of the shop platforms: sealed, because verifying needs the secret.
     shopify_secret_sealed: Mapped[bytes | None]
     woocommerce_secret_sealed: Mapped[bytes | None]
@@ -54,7 +51,13 @@ class Touchpoint(Base):
         # A day's landings, read by the rollup job.
         Index("ix_touchpoints_workspace_time", "workspace_id", "occurred_at"),
         # The touchpoints taken from orders, replaced when an order is attributed again.
-        Index("ix_touchpoints_workspace_order", "workspace_id", "order_id"),
+        Index(
+            "ix_touchpoints_workspace_order",
+            "workspace_id",
+            "order_id",
+            sqlite_where=text("order_id IS NOT NULL"),
+            postgresql_where=text("order_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = id_column()

@@ -22,6 +22,9 @@ class Workspace(Base):
     # ISO 3166 region used to read phone numbers written without a country code.
     default_phone_region: Mapped[str | None] = mapped_column(String(2))
     created_at: Mapped[datetime] = created_at_column()
+    # Bumped whenever a recompute gives touchpoints other channels: what was learned from the
+    # old channels (attribution's data-driven weights) is learned again.
+    channels_revision: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class User(Base):
