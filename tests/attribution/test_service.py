@@ -439,6 +439,7 @@ def test_a_growing_workspace_learns_its_weights_again_by_shares(
     on every batch."""
     monkeypatch.setattr(service, "LEARN_ALWAYS_BELOW", 20)
     monkeypatch.setattr(service, "RELEARN_GROWTH", 0.1)
+    monkeypatch.setattr(service, "FINGERPRINT_REST", 0)
     learned: list[int] = []
     real = service.learn_weights
 
@@ -474,6 +475,21 @@ def test_a_growing_workspace_learns_its_weights_again_by_shares(
     monkeypatch.setattr(service, "WEIGHTS_MAX_AGE_SECONDS", 900.0)
     add(0, "g4")  # a small workspace: learned again on any change
     assert learned == [30, 34, 36, 37]
+    # A large workspace's rows are counted again only after resting: until then, not even a
+    # growth by half is seen.
+    monkeypatch.setattr(service, "LEARN_ALWAYS_BELOW", 20)
+    monkeypatch.setattr(service, "FINGERPRINT_REST", 1e9)
+    counted = 0
+    fingerprint = AttributionRepository.fingerprint
+
+    def counting_fingerprint(repository: AttributionRepository) -> Any:
+        nonlocal counted
+        counted += 1
+        return fingerprint(repository)
+
+    monkeypatch.setattr(AttributionRepository, "fingerprint", counting_fingerprint)
+    add(20, "g5")
+    assert (learned, counted) == ([30, 34, 36, 37], 0)
 
 
 def test_a_channel_change_without_saved_settings_still_counts(
