@@ -6,7 +6,7 @@ processes and separate `storeloop worker` processes, each in a session of its ow
 service manager), loads it at saturation with the rotating pool, then paced at the target rate.
 
     python -m benchmarks.worker_priority [--backend sqlite|postgresql] [--nice 0,10]
-                                         [--rounds 2] [--duration 15]
+                                         [--rounds 2] [--duration 15] [--workers N]
 
 Results: benchmarks/results/worker-priority-<backend>.json; discussed in docs/benchmarks.md.
 """
@@ -34,6 +34,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--nice", default="0,10", help="STORELOOP_WORKER_NICE values to compare")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each value, alternating")
     parser.add_argument("--duration", type=int, default=15, help="seconds per measured load")
+    parser.add_argument(
+        "--workers", type=int, help="`storeloop worker` processes (default: 2 on PostgreSQL, 1)"
+    )
     return parser.parse_args(argv)
 
 
@@ -54,8 +57,14 @@ def _summary(load: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _processes(args: argparse.Namespace) -> tuple[int, int]:
+    """API processes and workers: the production configuration of ``benchmarks.ingest``."""
+    api, workers = (2, 2) if args.backend == "postgresql" else (1, 1)
+    return api, workers if args.workers is None else args.workers
+
+
 def _write(args: argparse.Namespace, bench: ingest.Bench, runs: list[dict[str, Any]]) -> None:
-    api, processors = (2, 2) if args.backend == "postgresql" else (1, 1)
+    api, processors = _processes(args)
     report = {
         "backend": args.backend,
         "api_processes": api,
@@ -79,7 +88,7 @@ def _write(args: argparse.Namespace, bench: ingest.Bench, runs: list[dict[str, A
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     require_wrk()
-    api, processors = (2, 2) if args.backend == "postgresql" else (1, 1)
+    api, processors = _processes(args)
     rate = ingest.TARGET_EVENTS_PER_S[args.backend] / 100
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="storeloop-bench-") as workdir:

@@ -53,8 +53,11 @@ SQLITE_WAL_LIMIT_BYTES = 64 * 1024 * 1024
 SQLITE_POOL_RECYCLE_SECONDS = 3600
 
 
-def create_db_engine(url: str, *, growing: bool = True, **kwargs: Any) -> Engine:
-    """The engine of a database URL; ``growing=False`` for a SQLite file that stays small."""
+def create_db_engine(
+    url: str, *, growing: bool = True, application_name: str | None = None, **kwargs: Any
+) -> Engine:
+    """The engine of a database URL; ``growing=False`` for a SQLite file that stays small.
+    ``application_name``: how PostgreSQL shows the sessions, unless the URL names them."""
     # SQL errors are logged; their bound parameters can hold ids and traits, so keep them out.
     kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
@@ -75,6 +78,8 @@ def create_db_engine(url: str, *, growing: bool = True, **kwargs: Any) -> Engine
         if growing:
             event.listen(engine, "connect", _configure_growing_sqlite)
         return engine
+    if application_name and "application_name" not in parsed.query:
+        parsed = parsed.update_query_dict({"application_name": application_name})
     return create_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True, **kwargs)
 
 

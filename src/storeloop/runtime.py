@@ -32,9 +32,13 @@ logger = logging.getLogger(__name__)
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, role: str = "api") -> None:
+        """``role`` names the process's PostgreSQL sessions (``storeloop api``, ``storeloop
+        worker``: their ``application_name`` in pg_stat_activity and the server's logs)."""
         self.settings = settings
-        self.engine = create_db_engine(settings.resolved_database_url)
+        self.engine = create_db_engine(
+            settings.resolved_database_url, application_name=f"storeloop {role}"
+        )
         self.session_factory = make_session_factory(self.engine)
         # On SQLite, accepted bodies wait in a file of their own (ADR 0011).
         self.spool = create_spool_engine(settings.resolved_database_url)

@@ -113,7 +113,7 @@ def _set_autogroup_nice(niceness: int) -> None:
 
 def run_worker(settings: Settings) -> None:
     lower_priority(settings.worker_nice)
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, role="worker")
     # What start-up allocated lives as long as the process: out of the collector's way, as in
     # the API (app.py). Without it every full collection walked it again.
     gc.collect()
