@@ -106,15 +106,15 @@ def main(argv: list[str] | None = None) -> None:
                 url = stack.enter_context(postgres_database(args.postgres_url))
             result = run(url, data_dir, bodies)
         runs.append(result)
-        print(
-            f"{args.backend}, {result['events']:,} events: processor"
-            f" {result['processor']['seconds']} s ({result['processor']['events_per_s']:,}/s),"
-            f" derivations {result['derivations']['seconds']} s"
-            f" ({result['derivations']['events_per_s']:,}/s); CPU s (own + rest of the machine):"
-            f" {result['processor']['cpu_seconds']} + {result['processor']['other_cpu_seconds']},"
-            f" {result['derivations']['cpu_seconds']} + {result['derivations']['other_cpu_seconds']}",
-            flush=True,
+        stages = "; ".join(
+            f"{name} {stage['seconds']} s ({stage['events_per_s']:,}/s, CPU s"
+            f" {stage['cpu_seconds']} own + {stage['other_cpu_seconds']} rest of the machine)"
+            for name, stage in (
+                ("processor", result["processor"]),
+                ("derivations", result["derivations"]),
+            )
         )
+        print(f"{args.backend}, {result['events']:,} events: {stages}", flush=True)
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"pipeline-{args.backend}.json"
     path.write_text(json.dumps({"machine": machine_info(), "runs": runs}, indent=2) + "\n")
