@@ -61,10 +61,10 @@ class Settings(BaseSettings):
     rate_limit: str = Field(default="2000/second", description="per write key, `limits` syntax")
 
     # Inbox entries per processor transaction. SQLite has one write lock: the API's group
-    # commits no longer take it (they write the spool, ADR 0011), but quarantined events,
-    # webhooks, clicks and the management API do, so a transaction stays short (16 bodies of 100
-    # events: about 0.2 s); PostgreSQL takes larger ones. 16 against 4 on SQLite: 31% more
-    # events/s processed, no change to the API's p99 beyond the noise (docs/benchmarks.md).
+    # commits do not take it (they write the spool, ADR 0011), but a request with refused events
+    # commits their quarantine rows in the main file and waits for it. 16 against 4 would store
+    # 47% more events/s, and with one refused event in every tenth body made those requests wait
+    # 0.16-0.45 s instead of 0.04 s at p99 (docs/benchmarks.md); PostgreSQL takes larger ones.
     processor_batch_size: int | None = Field(default=None, ge=1, le=1000)
 
     # 0: the writer commits as soon as it is free, and whatever arrived during a commit forms the
@@ -134,7 +134,7 @@ class Settings(BaseSettings):
     def resolved_processor_batch_size(self) -> int:
         if self.processor_batch_size is not None:
             return self.processor_batch_size
-        return 16 if self.is_sqlite else 64
+        return 4 if self.is_sqlite else 64
 
     def master_key_bytes(self) -> bytes:
         return _decode_key(self._secret("master_key"), "STORELOOP_MASTER_KEY")

@@ -152,3 +152,18 @@ def test_no_plaintext_personal_data_in_database_or_logs(
         text = record.getMessage().lower()
         assert "canary.person" not in text
         assert "2079460958" not in text
+
+
+def test_a_nul_character_in_a_search_is_a_422_naming_the_field(
+    client: TestClient, workspace: WorkspaceKeys
+) -> None:
+    """PostgreSQL text cannot hold NUL (found by schemathesis: a 500 before)."""
+    for params in ({"user_id": "a\x00b"}, {"anonymous_id": "\x00"}, {"cursor": "\x00"}):
+        response = client.get("/api/v1/profiles", params=params, headers=workspace.bearer)
+        assert response.status_code == 422, params
+        assert next(iter(params)) in response.text
+    response = client.post(
+        "/api/v1/profiles/search", json={"email": "a\x00@example.com"}, headers=workspace.bearer
+    )
+    assert response.status_code == 422
+    assert "email" in response.text

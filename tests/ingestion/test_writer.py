@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 import uuid
@@ -194,5 +195,60 @@ def test_on_sqlite_a_groups_quarantine_rows_are_committed_before_its_bodies(
     assert bodies_in_spool_at_quarantine_commit == [0]
     with spool.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(InboxEntry)) == 1
+    spool.dispose()
+    engine.dispose()
+
+
+def test_on_sqlite_only_requests_with_refusals_wait_for_the_main_files_lock(
+    tmp_path: Path,
+) -> None:
+    """The worker holds the main file's write lock for a fraction of a second at a time: a
+    request with refused events waits for it (its quarantine rows go there), the requests beside
+    it in the same group do not."""
+    database = tmp_path / "w.db"
+    engine = create_db_engine(f"sqlite:///{database}")
+    migrate.upgrade(engine)
+    spool = create_spool_engine(f"sqlite:///{database}")
+    assert spool is not None
+    workspace_id = new_id()
+    rejected_row = _row(workspace_id)
+    worker = sqlite3.connect(database, isolation_level=None)
+    worker.execute("BEGIN IMMEDIATE")  # as a processor transaction does
+    writer = GroupCommitWriter(engine, inbox_engine=spool, max_wait_ms=50)
+    writer.start()
+    try:
+        rejected = writer.submit([rejected_row], [_refusal(rejected_row, "refused")])
+        clean = writer.submit([_row(workspace_id)], [])
+        assert clean.result(timeout=5) is None
+        time.sleep(0.2)
+        assert not rejected.done()
+        worker.execute("COMMIT")
+        assert rejected.result(timeout=10) is None
+    finally:
+        worker.close()
+        writer.stop()
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(QuarantinedEvent)) == 1
+    with spool.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(InboxEntry)) == 2
+    spool.dispose()
+    engine.dispose()
+
+
+def test_stop_commits_the_bodies_waiting_behind_their_quarantine(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'w.db'}"
+    engine = create_db_engine(database)
+    migrate.upgrade(engine)
+    spool = create_spool_engine(database)
+    assert spool is not None
+    workspace_id = new_id()
+    writer = GroupCommitWriter(engine, inbox_engine=spool, max_wait_ms=50)
+    writer.start()
+    rows = [_row(workspace_id) for _ in range(5)]
+    futures = [writer.submit([row], [_refusal(row, "refused")]) for row in rows]
+    writer.stop()
+    assert [future.result(timeout=0) for future in futures] == [None] * 5
+    with spool.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(InboxEntry)) == 5
     spool.dispose()
     engine.dispose()

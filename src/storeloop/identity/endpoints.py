@@ -16,6 +16,8 @@ from storeloop.workspaces.keyring import Keyring
 from storeloop.workspaces.repository import WorkspaceRepository
 
 router = APIRouter(prefix="/api/v1/profiles", tags=["profiles"])
+# No stored identifier holds NUL (ingestion refuses it), and PostgreSQL text cannot: a 422.
+NO_NUL = r"^[^\x00]*$"
 
 
 class ProfileSearch(BaseModel):
@@ -23,12 +25,12 @@ class ProfileSearch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: str | None = Field(None, max_length=320)
-    phone: str | None = Field(None, max_length=64)
-    user_id: str | None = Field(None, max_length=255)
-    anonymous_id: str | None = Field(None, max_length=255)
+    email: str | None = Field(None, max_length=320, pattern=NO_NUL)
+    phone: str | None = Field(None, max_length=64, pattern=NO_NUL)
+    user_id: str | None = Field(None, max_length=255, pattern=NO_NUL)
+    anonymous_id: str | None = Field(None, max_length=255, pattern=NO_NUL)
     limit: int = Field(50, ge=1, le=200)
-    cursor: str | None = Field(None, max_length=200)
+    cursor: str | None = Field(None, max_length=200, pattern=NO_NUL)
 
 
 @router.get("", response_model=ProfilePage)
@@ -36,10 +38,10 @@ def list_profiles(
     caller: CallerDep,
     session: SessionDep,
     keyring: KeyringDep,
-    user_id: str | None = Query(None, max_length=255),
-    anonymous_id: str | None = Query(None, max_length=255),
+    user_id: str | None = Query(None, max_length=255, pattern=NO_NUL),
+    anonymous_id: str | None = Query(None, max_length=255, pattern=NO_NUL),
     limit: int = Query(50, ge=1, le=200),
-    cursor: str | None = Query(None, max_length=200),
+    cursor: str | None = Query(None, max_length=200, pattern=NO_NUL),
     email: str | None = Query(
         None, max_length=320, description="refused: search by email with POST /search"
     ),
@@ -110,7 +112,7 @@ def profile_events(
     session: SessionDep,
     keyring: KeyringDep,
     limit: int = Query(50, ge=1, le=200),
-    before: str | None = Query(None, max_length=200),
+    before: str | None = Query(None, max_length=200, pattern=NO_NUL),
 ) -> TimelinePage:
     """The profile's event timeline, newest first."""
     return service.profile_timeline(
