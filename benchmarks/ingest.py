@@ -58,6 +58,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pool", type=int, default=200, help="distinct bodies in rotation")
     parser.add_argument("--batch-size", type=int, default=100, help="events per request")
     parser.add_argument(
+        "--refused-every",
+        type=int,
+        default=0,
+        help="one event with an unreadable timestamp in every N bodies (0: none)",
+    )
+    parser.add_argument(
         "--pg-workers", default="2,1", help="API process counts to run on PostgreSQL"
     )
     parser.add_argument(
@@ -109,7 +115,9 @@ class Bench:
         self.args = args
         self.workdir = workdir
         self.postgres_url = os.environ.get("STORELOOP_BENCH_POSTGRES_URL", DEFAULT_POSTGRES)
-        self.bodies = payloads.batch_bodies(args.pool, args.batch_size, now=datetime.now(UTC))
+        self.bodies = payloads.batch_bodies(
+            args.pool, args.batch_size, now=datetime.now(UTC), refused_every=args.refused_every
+        )
         self.bodies_file = workdir / "bodies.ndjson"
         self.bodies_file.write_bytes(b"\n".join(self.bodies) + b"\n")
         self.baselines: dict[int, dict[str, Any]] = {}

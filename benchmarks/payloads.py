@@ -222,12 +222,19 @@ def events(count: int, *, seed: int = 20240401, now: datetime | None = None) -> 
     return produced
 
 
-def batch_bodies(pool: int, batch_size: int = 100, *, now: datetime | None = None) -> list[bytes]:
-    """``pool`` distinct JSON bodies of ``batch_size`` events each, as /v1/batch receives them."""
+def batch_bodies(
+    pool: int, batch_size: int = 100, *, now: datetime | None = None, refused_every: int = 0
+) -> list[bytes]:
+    """``pool`` distinct JSON bodies of ``batch_size`` events each, as /v1/batch receives them.
+    ``refused_every``: one event of every so many bodies has an unreadable timestamp (the API
+    refuses it and keeps the others)."""
     now = now or datetime.now(UTC)
     all_events = events(pool * batch_size, now=now)
     sent_at = now.isoformat()
-    return [
-        orjson.dumps({"batch": all_events[start : start + batch_size], "sentAt": sent_at})
-        for start in range(0, len(all_events), batch_size)
-    ]
+    bodies = []
+    for number, start in enumerate(range(0, len(all_events), batch_size)):
+        batch = all_events[start : start + batch_size]
+        if refused_every and number % refused_every == 0:
+            batch[len(batch) // 2] = {**batch[len(batch) // 2], "timestamp": "not a time"}
+        bodies.append(orjson.dumps({"batch": batch, "sentAt": sent_at}))
+    return bodies

@@ -7,6 +7,7 @@ service manager), loads it at saturation with the rotating pool, then paced at t
 
     python -m benchmarks.worker_priority [--backend sqlite|postgresql] [--nice 0,10]
                                          [--rounds 2] [--duration 15] [--workers N]
+                                         [--refused-every N]
 
 Results: benchmarks/results/worker-priority-<backend>.json; discussed in docs/benchmarks.md.
 """
@@ -36,6 +37,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=15, help="seconds per measured load")
     parser.add_argument(
         "--workers", type=int, help="`storeloop worker` processes (default: 2 on PostgreSQL, 1)"
+    )
+    parser.add_argument(
+        "--refused-every",
+        type=int,
+        default=0,
+        help="one event with an unreadable timestamp in every N bodies (0: none)",
     )
     return parser.parse_args(argv)
 
@@ -93,7 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="storeloop-bench-") as workdir:
         bench = ingest.Bench(
-            ingest.parse_args(["--backend", args.backend, "--duration", str(args.duration)]),
+            ingest.parse_args(
+                [
+                    *("--backend", args.backend, "--duration", str(args.duration)),
+                    *("--refused-every", str(args.refused_every)),
+                ]
+            ),
             Path(workdir),
         )
         base_env = servers.storeloop_env

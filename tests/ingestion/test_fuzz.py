@@ -458,8 +458,11 @@ def test_batch_endpoint_stores_exactly_what_it_acknowledges(
     assert inbox_count(runtime, workspace.id) == 0
 
 
-def _quarantine_one(client: TestClient, workspace: WorkspaceKeys, source: str = "track") -> str:
-    """A fresh open quarantine item (an event without any identity); returns its id."""
+def _quarantine_one(
+    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys, source: str = "track"
+) -> str:
+    """A fresh open quarantine item (an event without any identity, quarantined by processing);
+    returns its id."""
     marker = f"q-{uuid.uuid4()}"
     event = {"type": "track", "event": "Product Viewed", "messageId": marker}
     if source == "batch":
@@ -467,6 +470,7 @@ def _quarantine_one(client: TestClient, workspace: WorkspaceKeys, source: str = 
     else:
         refused = client.post(f"/v1/{source}", json=event, headers=workspace.basic_auth)
     assert refused.status_code == 400
+    runtime.processor.drain()
     listing = client.get("/api/v1/quarantine", params={"limit": 500}, headers=workspace.bearer)
     matches = [item["id"] for item in listing.json()["items"] if item["message_id"] == marker]
     assert len(matches) == 1
@@ -497,7 +501,7 @@ def test_replay_stores_exactly_what_it_accepts(
     source: str,
 ) -> None:
     payload = _unique_message_ids(payload)
-    item_id = _quarantine_one(client, workspace, source)
+    item_id = _quarantine_one(client, runtime, workspace, source)
     before = event_count(runtime, workspace.id)
     response = _replay(client, workspace, item_id, payload)
     assert response.status_code in (200, 422), response.text
@@ -605,7 +609,7 @@ def test_replay_of_values_only_python_json_reads(
     extra: dict[str, Any],
     status: int,
 ) -> None:
-    item_id = _quarantine_one(client, workspace)
+    item_id = _quarantine_one(client, runtime, workspace)
     fixed = track(properties=extra)
     response = _replay(client, workspace, item_id, fixed)
     assert response.status_code == status, response.text

@@ -85,21 +85,35 @@ def _no_order_id() -> dict[str, Any]:
     return message
 
 
-def test_a_refusal_made_by_the_request_is_quarantined_once(
-    client: TestClient, runtime: Runtime, workspace: WorkspaceKeys
+def test_a_refusal_made_by_the_request_is_quarantined_by_processing_without_a_warning(
+    client: TestClient,
+    runtime: Runtime,
+    workspace: WorkspaceKeys,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The worker refuses the same message again; its quarantine insert finds the request's item
-    under the same derived id and adds nothing."""
-    batch = [track(), _no_order_id(), track()]
+    """The request answers the refusal and keeps the body whole, writing nothing to the
+    quarantine itself (ADR 0014); processing quarantines the refused message from the stored
+    body under its derived id, and logs no warning: the sender was told."""
+    refused = _no_order_id()
+    batch = [track(), refused, track()]
     response = client.post("/v1/batch", json={"batch": batch}, headers=workspace.basic_auth)
     assert response.status_code == 200
-    assert response.json()["rejected"][0]["index"] == 1
-    before = [(item.id, item.reason) for item in _quarantine(runtime, workspace.id)]
-    assert runtime.processor.drain() == 1
-    after = [(item.id, item.reason) for item in _quarantine(runtime, workspace.id)]
-    assert after == before
-    assert len(after) == 1
+    [rejection] = response.json()["rejected"]
+    assert (rejection["index"], rejection["code"]) == (1, "missing_field")
+    assert _quarantine(runtime, workspace.id) == []
+    with caplog.at_level(logging.WARNING, logger="storeloop.ingestion.processor"):
+        assert runtime.processor.drain() == 1
+    assert "refused at processing" not in caplog.text
+    [item] = _quarantine(runtime, workspace.id)
+    assert (item.batch_index, item.reason, item.field, item.message_id) == (
+        1,
+        "missing_field",
+        "batch[1].properties.order_id",
+        refused["messageId"],
+    )
     assert _count(runtime, Event, workspace.id) == 2
+    listed = client.get("/api/v1/quarantine", headers=workspace.bearer).json()["items"]
+    assert [entry["payload"] for entry in listed] == [refused]
 
 
 def test_a_message_the_request_accepted_and_the_worker_refuses_is_quarantined(
@@ -160,9 +174,10 @@ def test_a_whole_body_replayed_keeps_its_refusals_and_reopens_if_it_fails_again(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A body set aside whole after failed attempts is replayed under its inbox id: the message
-    the request refused keeps its one item (no second item, no warning), the valid ones are
-    stored, and a replay that fails again reopens the body's item rather than losing it."""
+    """A body set aside whole after failed attempts is replayed under its inbox id and with the
+    request's refusals: the message the request refused is quarantined under its id without a
+    warning, the valid ones are stored, and a replay that fails again reopens the body's item
+    rather than losing it."""
     batch = [track(), _no_order_id(), track()]
     response = client.post("/v1/batch", json={"batch": batch}, headers=workspace.basic_auth)
     assert response.status_code == 200
@@ -177,12 +192,9 @@ def test_a_whole_body_replayed_keeps_its_refusals_and_reopens_if_it_fails_again(
                 runtime.processor.drain()
 
     fail_until_set_aside()
-    [refused, body] = sorted(_quarantine(runtime, workspace.id), key=lambda item: item.reason)
-    assert (refused.reason, refused.batch_index, body.reason) == (
-        "missing_field",
-        1,
-        "processing_failed",
-    )
+    # Set aside whole, with the request's refusal (its item comes with a successful processing).
+    [body] = _quarantine(runtime, workspace.id)
+    assert (body.reason, body.batch_index, body.refused) == ("processing_failed", None, [1])
     assert _count(runtime, Event, workspace.id) == 0
 
     # Replayed, and it fails again: the body's item is open once more, not lost.
@@ -190,14 +202,15 @@ def test_a_whole_body_replayed_keeps_its_refusals_and_reopens_if_it_fails_again(
     assert client.post(replay, headers=workspace.bearer).status_code == 200
     fail_until_set_aside()
     statuses = {item.id: item.status for item in _quarantine(runtime, workspace.id)}
-    assert statuses == {refused.id: "open", body.id: "open"}
+    assert statuses == {body.id: "open"}
     assert _count(runtime, Event, workspace.id) == 0
 
-    # Replayed once more, now it passes.
+    # Replayed once more, now it passes: the refused message gets its item, without a warning.
     assert client.post(replay, headers=workspace.bearer).status_code == 200
     with caplog.at_level(logging.WARNING, logger="storeloop.ingestion.processor"):
         runtime.processor.drain()
     assert "refused at processing" not in caplog.text
     assert _count(runtime, Event, workspace.id) == 2
+    refused = rejection_id(body.id, 1)
     statuses = {item.id: item.status for item in _quarantine(runtime, workspace.id)}
-    assert statuses == {refused.id: "open", body.id: "replayed"}
+    assert statuses == {refused: "open", body.id: "replayed"}

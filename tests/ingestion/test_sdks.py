@@ -129,9 +129,10 @@ def test_sdk_does_not_retry_client_errors(
     assert proxy.seen[1].message_ids == [message["messageId"]]
     assert unknown_key.calls == [(401, 1)]
     assert invalid.calls == [(400, 1)]
+    # The body is kept for processing, which quarantines the refused event and stores nothing.
+    runtime.processor.drain()
     assert quarantine_reasons(runtime, workspace.id) == [
         ("missing_field", "batch[0].properties.order_id")
     ]
     assert inbox_count(runtime, workspace.id) == 0
-    runtime.processor.drain()
     assert stored_events(runtime, workspace.id) == {}

@@ -2,8 +2,8 @@
 
 On SQLite the accepted bodies wait in a database file of their own. The tests hold the main
 database's write lock the way a long worker transaction does and check that requests are still
-acknowledged, that processing after a crash between the two commits stores nothing twice, and
-that a spool of another version is refused with a clear error.
+acknowledged, that processing after a crash between the two commits stores nothing twice, that
+an older spool is upgraded in place and a newer one refused with a clear error.
 """
 
 from __future__ import annotations
@@ -55,12 +55,23 @@ def test_requests_are_acknowledged_while_the_main_database_is_locked(
     spooled: Runtime, client: TestClient, workspace: WorkspaceKeys
 ) -> None:
     """A worker transaction holding SQLite's write lock no longer holds up the API: the body is
-    committed to the spool. (With the inbox in the main file, this request would wait for the
-    lock until the busy timeout and answer 503.)"""
+    committed to the spool, refused events and all. (With the inbox in the main file, this
+    request would wait for the lock until the busy timeout and answer 503.)"""
     locker = sqlite3.connect(_main_database(spooled), timeout=0, isolation_level=None)
     locker.execute("BEGIN IMMEDIATE")
     try:
         sent = _send(client, workspace, 5)
+        # A body with a refused event is kept whole too (processing quarantines the refusal,
+        # ADR 0014): it does not wait for the main file either.
+        refused = track(timestamp="not a time")
+        kept = track()
+        response = client.post(
+            "/v1/batch",
+            content=orjson.dumps({"batch": [refused, kept]}),
+            headers=workspace.basic_auth,
+        )
+        assert response.status_code == 200, response.text
+        assert [item["index"] for item in response.json()["rejected"]] == [0]
         # The main database really is locked meanwhile.
         probe = sqlite3.connect(_main_database(spooled), timeout=0)
         with pytest.raises(sqlite3.OperationalError, match="locked"):
@@ -75,10 +86,11 @@ def test_requests_are_acknowledged_while_the_main_database_is_locked(
             .select_from(InboxEntry)
             .where(InboxEntry.workspace_id == workspace.id)
         )
-    assert waiting == 1
+    assert waiting == 2
     spooled.processor.drain()
-    assert message_ids(spooled, workspace.id) == sent
+    assert message_ids(spooled, workspace.id) == sorted([*sent, kept["messageId"]])
     assert inbox_count(spooled, workspace.id) == 0
+    assert _count(spooled, QuarantinedEvent, workspace.id) == 1
 
 
 def _spool_entry(runtime: Runtime, workspace_id: uuid.UUID, body_sealed: bytes) -> uuid.UUID:
@@ -144,7 +156,7 @@ def test_a_crash_between_the_two_commits_stores_nothing_twice(
     sent = sorted(message["messageId"] for message in batch)
     stored = (message_ids(spooled, workspace.id), _count(spooled, DerivationTask, workspace.id))
     assert stored[0] == sent
-    # The refused message (quarantined by the request) and the unreadable entry.
+    # The refused message (quarantined by processing, from the body) and the unreadable entry.
     assert _count(spooled, QuarantinedEvent, workspace.id) == 2
     assert inbox_count(spooled, workspace.id) == 2
     monkeypatch.undo()
@@ -154,6 +166,30 @@ def test_a_crash_between_the_two_commits_stores_nothing_twice(
     again = (message_ids(spooled, workspace.id), _count(spooled, DerivationTask, workspace.id))
     assert again == stored
     assert _count(spooled, QuarantinedEvent, workspace.id) == 2
+
+
+def test_a_spool_of_the_previous_version_is_upgraded_with_its_entries(tmp_path: Path) -> None:
+    """Version 1 had no ``refused`` column: its waiting entries are kept, read with none."""
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    engine = create_spool_engine(url)
+    assert engine is not None
+    entry_id = new_id()
+    with engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE inbox DROP COLUMN refused")
+        connection.exec_driver_sql("PRAGMA user_version = 1")
+        connection.exec_driver_sql(
+            "INSERT INTO inbox (id, workspace_id, source, received_at, body_sealed, attempts)"
+            " VALUES (?, ?, 'batch', '2026-12-06 10:00:00.000000', x'00', 0)",
+            (entry_id.hex, new_id().hex),
+        )
+    engine.dispose()
+    upgraded = create_spool_engine(url)
+    assert upgraded is not None
+    with upgraded.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA user_version").scalar_one() == 2
+        [(found, refused)] = connection.execute(select(InboxEntry.id, InboxEntry.refused)).all()
+    assert (found, refused) == (entry_id, None)
+    upgraded.dispose()
 
 
 def test_an_entry_of_no_workspace_does_not_hold_up_the_others(
@@ -203,7 +239,7 @@ def test_the_spool_sits_beside_the_database_file(tmp_path: Path) -> None:
         assert create_spool_engine(url) is None
 
 
-def test_a_spool_of_another_version_is_refused(tmp_path: Path) -> None:
+def test_a_spool_of_a_newer_version_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shop.db'}"
     path = spool_path(url)
     assert path is not None

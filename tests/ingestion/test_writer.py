@@ -168,8 +168,9 @@ def test_without_a_wait_the_requests_arriving_during_a_commit_form_the_next_grou
 def test_on_sqlite_a_groups_quarantine_rows_are_committed_before_its_bodies(
     tmp_path: Path,
 ) -> None:
-    """So no worker can read a body from the spool before the request's refusals of its
-    messages are in the quarantine (the worker quarantines what it finds missing there)."""
+    """A submission with both (the writer accepts it, though requests now send their refused
+    messages in the body, ADR 0014): no worker reads the body before its quarantine rows are
+    committed."""
     database = f"sqlite:///{tmp_path / 'w.db'}"
     engine = create_db_engine(database)
     migrate.upgrade(engine)
@@ -199,12 +200,12 @@ def test_on_sqlite_a_groups_quarantine_rows_are_committed_before_its_bodies(
     engine.dispose()
 
 
-def test_on_sqlite_only_requests_with_refusals_wait_for_the_main_files_lock(
+def test_on_sqlite_only_requests_with_quarantine_rows_wait_for_the_main_files_lock(
     tmp_path: Path,
 ) -> None:
     """The worker holds the main file's write lock for a fraction of a second at a time: a
-    request with refused events waits for it (its quarantine rows go there), the requests beside
-    it in the same group do not."""
+    request with quarantine rows (an unreadable body's) waits for it, the requests beside it in
+    the same group do not."""
     database = tmp_path / "w.db"
     engine = create_db_engine(f"sqlite:///{database}")
     migrate.upgrade(engine)

@@ -52,6 +52,7 @@ def test_keys_of_one_workspace_cannot_touch_another(
     b_keys = client.get("/api/v1/keys", headers=b.bearer).json()["items"]
     b_key_id = b_keys[0]["id"]
     client.post("/v1/track", json=track(event=None), headers=b.basic_auth)
+    runtime.processor.drain()
     b_quarantine_id = client.get("/api/v1/quarantine", headers=b.bearer).json()["items"][0]["id"]
     client.post("/v1/track", json=track(), headers=b.basic_auth)
     runtime.processor.drain()

@@ -33,7 +33,6 @@ from storeloop.ingestion.derivation import needs_derivation
 from storeloop.ingestion.service import (
     BATCH_SOURCE,
     RejectedEvent,
-    rejection_id,
     rejection_row,
     split_messages,
 )
@@ -271,6 +270,7 @@ class InboxProcessor:
                 detail=detail,
                 payload_sealed=cipher.seal(body, row_aad("quarantine", quarantine_id, "payload")),
                 status="open",
+                refused=entry.refused,
             )
         )
 
@@ -305,24 +305,20 @@ class InboxProcessor:
         envelope: Envelope,
         rejected: Sequence[RejectedEvent],
     ) -> list[str]:
-        """Quarantine the messages this worker refuses; the reason codes of the rows added. The
-        request quarantined those it refused under the same ids (``rejection_id``), committed
-        before the body could reach a worker (ingestion.writer), so those inserts are no-ops;
-        any other one is a message the request accepted and the worker refuses (a validation
-        rule tightened while the body waited, or a disagreement between the two), kept rather
-        than lost."""
-        # Usually all there already: one look-up, and only the missing ones are sealed.
-        ids = {rejection_id(entry.id, item.index): item for item in rejected}
-        present = set(
-            session.scalars(
-                select(QUARANTINE_TABLE.c.id).where(
-                    QUARANTINE_TABLE.c.workspace_id == entry.workspace_id,
-                    QUARANTINE_TABLE.c.id.in_(list(ids)),
-                )
-            )
-        )
-        rows = [
-            rejection_row(
+        """Quarantine the messages this processing refuses, from the stored body (ADR 0014);
+        the reason codes of those the request did not refuse. Each is kept under an id derived
+        from the entry and its index (``rejection_id``), so processing a body twice (SQLite's
+        spool after a crash) quarantines it once. A refusal the request did not make (a
+        validation rule tightened while the body waited, or a disagreement between the two)
+        is a message that was acknowledged and is now kept here rather than lost: reported."""
+        told = set(entry.refused or ())
+        insert_rows = dialect_insert(
+            session.get_bind().dialect.name, QUARANTINE_TABLE
+        ).on_conflict_do_nothing(index_elements=["id"])
+        expected: list[dict[str, Any]] = []
+        late: list[dict[str, Any]] = []
+        for item in rejected:
+            row = rejection_row(
                 cipher,
                 workspace_id=entry.workspace_id,
                 source=entry.source,
@@ -332,20 +328,16 @@ class InboxProcessor:
                 item=item,
                 raw=envelope.messages[item.index],
             )
-            for quarantine_id, item in ids.items()
-            if quarantine_id not in present
-        ]
+            (expected if item.index in told else late).append(row)
+        if expected:
+            session.execute(insert_rows, expected)
         # RETURNING tells whether the row went in (the ORM session's rowcount is -1 with
         # psycopg here).
-        statement = (
-            dialect_insert(session.get_bind().dialect.name, QUARANTINE_TABLE)
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(QUARANTINE_TABLE.c.id)
-        )
+        returning = insert_rows.returning(QUARANTINE_TABLE.c.id)
         return [
             str(row["reason"])
-            for row in rows
-            if session.execute(statement.values(row)).first() is not None
+            for row in late
+            if session.execute(returning.values(row)).first() is not None
         ]
 
     def _process(self, session: Session, entries: Sequence[InboxEntry]) -> list[_LateRefusal]:

@@ -120,9 +120,11 @@ def replay(
     The original receive time is kept, so clock-skew correction and ordering are as they would
     have been had the event been valid when it arrived. A whole body the processor could not
     handle is queued again unchanged: its events were validated when it was accepted. Unless
-    corrected, it keeps the id it had in the inbox (the item's id), so its refused messages map
-    to the quarantine items they already have (``service.rejection_id``) and its messages
-    without an id to the same fallback ids: nothing is quarantined or stored twice.
+    corrected, it keeps the id it had in the inbox (the item's id) and the request's refusals
+    (``refused``), so its refused messages map to the same quarantine ids
+    (``service.rejection_id``), its messages without an id to the same fallback ids, and the
+    refusals the sender was told of are not reported again: nothing is quarantined or stored
+    twice.
     """
     item = _get(session, workspace_id, item_id)
     if item.status != "open":
@@ -131,9 +133,10 @@ def replay(
     source = item.source if item.source in SINGLE_SOURCES else BATCH_SOURCE
     inbox_id = new_id()
     received_at = as_utc(item.received_at)
+    refused: list[int] | None = None
     if _is_whole_body(item, message):
         if corrected is None:
-            inbox_id = item.id
+            inbox_id, refused = item.id, item.refused
         body = orjson.dumps(message)
     else:
         try:
@@ -160,6 +163,7 @@ def replay(
             received_at=received_at,
             body_sealed=cipher.seal(body, row_aad("inbox", inbox_id, "body")),
             attempts=0,
+            refused=refused,
         )
     )
     return ReplayResult(item=_to_schema(cipher, item), inbox_id=inbox_id)

@@ -9,10 +9,11 @@ short deletes of processed entries.
 
 The spool holds one table, the same ``inbox`` table (and model) as the main database, created
 here rather than by the migrations: it is a queue whose rows live for seconds, and a schema
-change to it must ship with a new ``SPOOL_VERSION`` (an old spool is refused until drained with
-the previous version). PostgreSQL needs none of this (row locks), and neither does an in-memory
-database; the main database's ``inbox`` table stays in use there, and on SQLite for quarantine
-replays (which must commit with the quarantine item's status) and entries from before the spool.
+change to it must ship with a new ``SPOOL_VERSION`` and its step in ``_UPGRADES`` (a spool newer
+than this code is refused until drained by the version that wrote it). PostgreSQL needs none of
+this (row locks), and neither does an in-memory database; the main database's ``inbox`` table
+stays in use there, and on SQLite for quarantine replays (which must commit with the quarantine
+item's status) and entries from before the spool.
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ from storeloop.db import create_db_engine
 from storeloop.kit.errors import StoreloopError
 from storeloop.models import InboxEntry
 
-SPOOL_VERSION = 1
+SPOOL_VERSION = 2
+# The statements that take a spool from version N-1 to N, applied in one transaction.
+_UPGRADES: dict[int, tuple[str, ...]] = {
+    2: ("ALTER TABLE inbox ADD COLUMN refused JSON",),  # InboxEntry.refused (ADR 0014)
+}
 INBOX_TABLE = cast(Table, InboxEntry.__table__)
 _CREATE_ATTEMPTS = 20
 
@@ -76,12 +81,17 @@ def create_spool_engine(database_url: str) -> Engine | None:
 def _prepare(engine: Engine, path: Path) -> None:
     with engine.begin() as connection:
         version = connection.exec_driver_sql("PRAGMA user_version").scalar_one()
-        if version not in (0, SPOOL_VERSION):
+        if version > SPOOL_VERSION:
             raise SpoolVersionMismatch(
                 f"the inbox spool {path} has version {version}, this storeloop writes "
-                f"{SPOOL_VERSION}: let the previous version's worker drain it, then remove it"
+                f"{SPOOL_VERSION}: let the newer version's worker drain it, then remove it"
             )
-        connection.execute(CreateTable(INBOX_TABLE, if_not_exists=True))
+        if version == 0:
+            connection.execute(CreateTable(INBOX_TABLE, if_not_exists=True))
+        else:
+            for step in range(version + 1, SPOOL_VERSION + 1):
+                for statement in _UPGRADES[step]:
+                    connection.exec_driver_sql(statement)
         for index in INBOX_TABLE.indexes:
             connection.execute(CreateIndex(index, if_not_exists=True))
         connection.exec_driver_sql(f"PRAGMA user_version = {SPOOL_VERSION}")

@@ -6,18 +6,14 @@ up the next group), commits once (one fsync), and only then resolves every waiti
 keeps "2xx means on disk" while paying for the disk once per group, not per event.
 
 Inbox rows go to ``inbox_engine`` (on SQLite, the spool file of ADR 0011, whose lock the worker
-only takes to delete processed entries), quarantined events to the main database. There a
-request with rejected events goes to a second thread first, which commits its quarantine rows
-in the main file and then hands its body to the group commit; it is answered only once both
-committed. The main file's write lock is the worker's for up to a fraction of a second at a
-time, so only the requests with rejected events wait for it: on the writer's own thread they
-held up every group behind them (docs/benchmarks.md: with one refused event in every tenth
-body, p99 120-390 ms). The writer's housekeeping writes the main file too, so it runs on that
-second thread as well. If the quarantine's commit fails, that request gets the error and its
-SDK retries; its body is still committed to the spool, so the worker quarantines its refused
-messages itself (and the retry quarantines them again, under the retry's ids), and its valid
-events are then in the spool twice, which processing stores once when they carry a messageId. If
-the spool's commit fails, every request of the group gets the error; the quarantine rows stay.
+only takes to delete processed entries). A body with refused messages is an inbox row like any
+other (processing quarantines them, ADR 0014), so the only quarantine rows a request writes are
+those of a body that cannot be read at all (bad JSON, bad encoding), and they go to the main
+database. There, on SQLite, they wait for the main file's write lock, which is the worker's for a
+fraction of a second at a time; so they are committed by a second thread, and the request is
+answered once they are (through the group commit's queue, which keeps the order of answers
+simple). The writer's housekeeping writes the main file too, so it runs on that second thread as
+well. If a group commit fails, every request of the group gets the error and its SDK retries.
 With one database (PostgreSQL) a group's inbox and quarantine rows are one transaction.
 """
 
@@ -168,7 +164,8 @@ class GroupCommitWriter:
 
     def _run_main(self) -> None:
         """The main file's thread (SQLite's spool): commits the quarantine rows of the requests
-        that have some, then hands their bodies to the group commit; and the housekeeping."""
+        that have some, then hands them to the group commit to be answered; and the
+        housekeeping."""
         stopping = False
         while not stopping:
             self._maybe_housekeep()
@@ -189,9 +186,6 @@ class GroupCommitWriter:
         self._maybe_housekeep(force=True)
 
     def _commit_quarantine(self, group: list[_Pending]) -> None:
-        # Before the bodies reach the spool, so that no worker reads a body before the
-        # request's refusals of its messages are in the quarantine (the worker quarantines what
-        # it refuses and finds missing there, ingestion.processor).
         try:
             with self._engine.begin() as connection:
                 connection.execute(

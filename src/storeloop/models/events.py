@@ -9,13 +9,14 @@ from decimal import Decimal
 from sqlalchemy import Index, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storeloop.models.base import Base, id_column
+from storeloop.models.base import Base, JsonDocument, id_column
 
 
 class InboxEntry(Base):
     """One accepted request body, sealed, waiting to be parsed into events by a worker.
 
-    A 2xx is sent only once this row is committed, so nothing acknowledged can be lost.
+    A 2xx is sent only once this row is committed, so nothing acknowledged can be lost. A body
+    with refused messages is kept too: processing quarantines them from it (ADR 0014).
     """
 
     __tablename__ = "inbox"
@@ -26,6 +27,10 @@ class InboxEntry(Base):
     received_at: Mapped[datetime]
     body_sealed: Mapped[bytes]
     attempts: Mapped[int] = mapped_column(default=0)
+    # The indexes of the messages the request refused (and told the sender so), which
+    # processing quarantines; any other refusal there is one the request did not make. None:
+    # none refused (or written before this column, when requests quarantined their refusals).
+    refused: Mapped[list[int] | None] = mapped_column(JsonDocument)
 
 
 class Event(Base):
@@ -76,6 +81,8 @@ class QuarantinedEvent(Base):
     payload_sealed: Mapped[bytes]
     status: Mapped[str] = mapped_column(String(12), default="open")
     resolved_at: Mapped[datetime | None]
+    # A body set aside whole: its inbox entry's ``refused``, which a replay queues it with.
+    refused: Mapped[list[int] | None] = mapped_column(JsonDocument)
 
 
 class DerivationTask(Base):
