@@ -75,6 +75,8 @@ def test_workspace_user_and_key_lifecycle(cli_env: CliRunner) -> None:
     assert key_id is not None
     listing = runner.invoke(app, ["key", "list", "--workspace", "rosa-boutique"])
     assert plaintext.group(0)[:12] in listing.output
+    # The whole id, as `key revoke` takes it, even on an 80-column terminal.
+    assert key_id.group(1) in listing.output
     assert plaintext.group(0) not in listing.output
     revoked = runner.invoke(app, ["key", "revoke", key_id.group(1), "--workspace", "rosa-boutique"])
     assert revoked.exit_code == 0
@@ -100,3 +102,38 @@ def test_doctor_reports_an_unmigrated_database_then_passes(cli_env: CliRunner) -
     words = " ".join(after.output.split())
     assert "ok inbox spool" in words
     assert "(0 accepted bodies waiting for the worker)" in words
+
+
+def test_a_malformed_key_stops_every_command_before_it_writes(
+    cli_env: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key that cannot be used is refused as the settings load, with the variable named:
+    nothing is migrated, nothing is served, no traceback."""
+    database = tmp_path / "prod.db"
+    monkeypatch.setenv("STORELOOP_ENVIRONMENT", "production")
+    monkeypatch.setenv("STORELOOP_DATABASE_URL", f"sqlite:///{database}")
+    for name, value, problem in [
+        ("STORELOOP_MASTER_KEY", "short", "is not valid base64"),
+        ("STORELOOP_SECRET_KEY", "AAAA", "must decode to 32 bytes, got 3"),
+    ]:
+        with monkeypatch.context() as patch:
+            patch.setenv(name, value)
+            for command in (["serve", "--port", "0"], ["worker"], ["migrate"]):
+                get_settings.cache_clear()
+                result = cli_env.invoke(app, command)
+                assert result.exit_code == 2, (command, result.output)
+                assert f"configuration error: {name} {problem}" in " ".join(result.output.split())
+                assert "Traceback" not in result.output
+    assert not database.exists()
+
+
+def test_a_setting_that_does_not_validate_names_its_variable(
+    cli_env: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STORELOOP_TRUSTED_PROXIES", "not-a-network")
+    get_settings.cache_clear()
+    result = cli_env.invoke(app, ["migrate"])
+    assert result.exit_code == 2
+    assert "STORELOOP_TRUSTED_PROXIES: 'not-a-network' is not an IP address" in " ".join(
+        result.output.split()
+    )

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,7 +29,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -40,6 +41,7 @@ from storeloop.influencers import schemas as influencer_schemas
 from storeloop.influencers import service as influencers
 from storeloop.kit.crypto import InstanceCipher, unwrap_data_key
 from storeloop.kit.errors import StoreloopError
+from storeloop.kit.timeutil import as_utc
 from storeloop.workspaces import service as workspaces
 from storeloop.workspaces.keyring import Keyring
 from storeloop.workspaces.repository import WorkspaceRepository
@@ -65,6 +67,34 @@ def _settings() -> Settings:
     except ConfigurationError as exc:
         errors.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from None
+
+
+def _table(*headers: str, whole: tuple[str, ...] = ()) -> Table:
+    """A listing whose first column is the full id, never cut or wrapped whatever the
+    terminal's width (the other commands take it), nor the ``whole`` columns; the others wrap
+    rather than lose their ends."""
+    table = Table(Column("id", no_wrap=True, min_width=36))
+    for header in headers:
+        if header in whole:
+            table.add_column(header, no_wrap=True)
+        else:
+            table.add_column(header, overflow="fold")
+    return table
+
+
+def _print_listing(table: Table) -> None:
+    """On a terminal, within its width (the id whole, other columns wrapped); piped, at the
+    table's own width, so that scripts read whole lines."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    width = console.measure(table, options=console.options.update_width(10_000)).maximum
+    Console(width=max(width, console.width)).print(table)
+
+
+def _minute(moment: datetime | None) -> str:
+    """A listing's time, in UTC to the minute (the API gives the full value)."""
+    return "" if moment is None else as_utc(moment).strftime("%Y-%m-%d %H:%M")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -175,13 +205,13 @@ def workspace_list() -> None:
     """List workspaces."""
     settings = _settings()
     factory = make_session_factory(create_db_engine(settings.resolved_database_url))
-    table = Table("id", "slug", "name", "created")
+    table = _table("slug", "name", "created")
     with factory() as session:
         for workspace in WorkspaceRepository(session).all():
             table.add_row(
-                str(workspace.id), workspace.slug, workspace.name, str(workspace.created_at)
+                str(workspace.id), workspace.slug, workspace.name, _minute(workspace.created_at)
             )
-    console.print(table)
+    _print_listing(table)
 
 
 @user_app.command("create")
@@ -245,19 +275,14 @@ def key_list(
     """List a workspace's API keys (prefixes only)."""
     settings = _settings()
     factory = make_session_factory(create_db_engine(settings.resolved_database_url))
-    table = Table("id", "kind", "prefix", "name", "created", "revoked")
+    headers = ["kind", "prefix", "name", "created"] + (["revoked"] if include_revoked else [])
+    table = _table(*headers, whole=("kind", "prefix"))
     with factory() as session:
         workspace_id = _resolve_workspace(session, workspace)
         for key in workspaces.list_api_keys(session, workspace_id, include_revoked=include_revoked):
-            table.add_row(
-                str(key.id),
-                key.kind,
-                key.prefix + "…",
-                key.name,
-                str(key.created_at),
-                str(key.revoked_at or ""),
-            )
-    console.print(table)
+            row = [str(key.id), key.kind, key.prefix + "…", key.name, _minute(key.created_at)]
+            table.add_row(*row, *([_minute(key.revoked_at)] if include_revoked else []))
+    _print_listing(table)
 
 
 @key_app.command("revoke")
@@ -588,7 +613,7 @@ def influencer_create(
 def influencer_list(workspace: WorkspaceOption) -> None:
     """List influencers, newest first (without contact data)."""
     factory, keyring = _marketing_factory(_settings())
-    table = Table("id", "name", "handles", "status", "contact", "created")
+    table = _table("name", "handles", "status", "contact", "created")
     with factory() as session:
         workspace_id = _resolve_workspace(session, workspace)
         cipher = keyring.cipher(workspace_id)
@@ -607,7 +632,7 @@ def influencer_list(workspace: WorkspaceOption) -> None:
             "yes" if row.has_contact else "",
             str(row.created_at),
         )
-    console.print(table)
+    _print_listing(table)
 
 
 @campaign_app.command("create")
@@ -658,7 +683,7 @@ def campaign_create(
 def campaign_list(workspace: WorkspaceOption) -> None:
     """List campaigns, newest first."""
     factory, _keyring = _marketing_factory(_settings())
-    table = Table("id", "name", "channel", "influencers", "total cost", "status", "starts", "ends")
+    table = _table("name", "channel", "influencers", "total cost", "status", "starts", "ends")
     with factory() as session:
         workspace_id = _resolve_workspace(session, workspace)
         rows = _all_pages(
@@ -677,7 +702,7 @@ def campaign_list(workspace: WorkspaceOption) -> None:
             str(row.starts_at or ""),
             str(row.ends_at or ""),
         )
-    console.print(table)
+    _print_listing(table)
 
 
 def _short_url_base(settings: Settings, base_url: str | None) -> str:
@@ -728,7 +753,7 @@ def link_list(
     """List tracked links, newest first."""
     settings = _settings()
     factory, _keyring = _marketing_factory(settings)
-    table = Table("id", "code", "short url", "destination", "active")
+    table = _table("code", "short url", "destination", "active")
     with factory() as session:
         workspace_id = _resolve_workspace(session, workspace)
         rows = _all_pages(
@@ -748,7 +773,7 @@ def link_list(
             row.destination_url,
             "yes" if row.is_active else "no",
         )
-    console.print(table)
+    _print_listing(table)
 
 
 @code_app.command("create")
@@ -779,7 +804,7 @@ def code_create(
 def code_list(workspace: WorkspaceOption) -> None:
     """List discount codes, newest first."""
     factory, _keyring = _marketing_factory(_settings())
-    table = Table("id", "code", "influencer", "campaign", "active")
+    table = _table("code", "influencer", "campaign", "active")
     with factory() as session:
         workspace_id = _resolve_workspace(session, workspace)
         rows = _all_pages(
@@ -795,7 +820,7 @@ def code_list(workspace: WorkspaceOption) -> None:
             str(row.campaign_id or ""),
             "yes" if row.is_active else "no",
         )
-    console.print(table)
+    _print_listing(table)
 
 
 @post_app.command("import")

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Literal
 
 import orjson
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -60,11 +67,12 @@ class Settings(BaseSettings):
     max_event_future_hours: int = 24
     rate_limit: str = Field(default="2000/second", description="per write key, `limits` syntax")
 
-    # Inbox entries per processor transaction. SQLite has one write lock: the API's group
-    # commits do not take it (they write the spool, ADR 0011), but a request with refused events
-    # commits their quarantine rows in the main file and waits for it. 16 against 4 would store
-    # 47% more events/s, and with one refused event in every tenth body made those requests wait
-    # 0.16-0.45 s instead of 0.04 s at p99 (docs/benchmarks.md); PostgreSQL takes larger ones.
+    # Inbox entries per processor transaction. SQLite has one write lock: the tracking API never
+    # takes it (bodies go to the spool, ADR 0011, refusals with them, ADR 0014), but webhook
+    # deliveries, click batches, the management API and sign-ins wait for a whole processor
+    # transaction. 16 would store 47% more events/s than 4 and make those waits four times
+    # longer; the tracking API's p99 did not tell the two apart (docs/benchmarks.md). PostgreSQL
+    # has row locks and takes larger ones.
     processor_batch_size: int | None = Field(default=None, ge=1, le=1000)
 
     # 0: the writer commits as soon as it is free, and whatever arrived during a commit forms the
@@ -106,6 +114,15 @@ class Settings(BaseSettings):
         if value and not _COOKIE_DOMAIN.fullmatch(value):
             raise ValueError(f"{value!r} is not a domain such as .store.com")
         return value or None
+
+    @field_validator("master_key", "secret_key")
+    @classmethod
+    def _key_is_32_bytes(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """Checked as the settings load, so that no command starts (or writes anything) with a
+        key it cannot use."""
+        if value is not None and value.get_secret_value():
+            _decode_key(value.get_secret_value(), f"STORELOOP_{str(info.field_name).upper()}")
+        return value
 
     @model_validator(mode="after")
     def _production_needs_explicit_values(self) -> Settings:
@@ -180,4 +197,14 @@ def _local_secrets(data_dir: Path) -> dict[str, str]:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; a value that does not validate is a
+    ConfigurationError naming its variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"STORELOOP_{'_'.join(str(part) for part in error['loc']).upper()}: "
+            f"{error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+        raise ConfigurationError(problems) from None

@@ -137,17 +137,24 @@ def test_no_plaintext_personal_data_in_database_or_logs(
         json={"batch": [track(event=None, traits={"email": CANARY_EMAIL})]},
         headers=workspace.basic_auth,
     )
+    database = Path(runtime.engine.url.database or "")
+    needles = [CANARY_EMAIL.lower().encode(), CANARY_EMAIL.encode(), b"2079460958", b"Canarina"]
+
+    def assert_no_plaintext() -> None:
+        # The database, the inbox spool beside it (ADR 0011), and their WAL files.
+        files = [p for p in database.parent.iterdir() if p.name.startswith(database.stem)]
+        assert database in files
+        assert any(p.name.startswith(f"{database.stem}-inbox") for p in files)
+        for path in files:
+            content = path.read_bytes()
+            for needle in needles:
+                assert needle not in content, (path.name, needle)
+
+    assert_no_plaintext()  # the bodies waiting in the spool, sealed
     runtime.processor.drain()
     runtime.writer.stop()
     runtime.engine.dispose()
-    database = Path(runtime.engine.url.database or "")
-    files = [p for p in database.parent.iterdir() if p.name.startswith(database.name)]
-    assert database in files
-    needles = [CANARY_EMAIL.lower().encode(), CANARY_EMAIL.encode(), b"2079460958", b"Canarina"]
-    for path in files:
-        content = path.read_bytes()
-        for needle in needles:
-            assert needle not in content, (path.name, needle)
+    assert_no_plaintext()  # profiles, events, the quarantined event
     for record in caplog.records:
         text = record.getMessage().lower()
         assert "canary.person" not in text

@@ -150,19 +150,28 @@ def test_quarantine_is_listed_and_replayed_after_a_fix(
 def test_whole_body_errors(client: TestClient, runtime: Runtime, workspace: WorkspaceKeys) -> None:
     auth = {**workspace.basic_auth, "Content-Type": "application/json"}
     cases = [
-        (b"{not json", {}, 400, "invalid_json"),
-        (b'{"batch": [{"type": "track", "event": "\xff\xfe"}]}', {}, 400, "invalid_utf8"),
-        (b"[1, 2]", {}, 400, "invalid_body"),
-        (b'{"batch": {"type": "track"}}', {}, 400, "wrong_type"),
-        (b'{"nobatch": []}', {}, 400, "missing_field"),
-        (b"x" * (500 * 1024 + 1), {}, 413, "body_too_large"),
-        (b"\x1f\x8b garbage", {"Content-Encoding": "gzip"}, 400, "invalid_gzip"),
-        (b"{}", {"Content-Encoding": "br"}, 415, "unsupported_encoding"),
-        (b"[" * 100_000, {}, 400, "too_deep"),
+        (b"{not json", {}, 400, "invalid_json", "body"),
+        (b'{"batch": [{"type": "track", "event": "\xff\xfe"}]}', {}, 400, "invalid_utf8", "body"),
+        (b'{"batch": [{"event": "\\ud800"}]}', {}, 400, "invalid_utf8", "body"),
+        (b"[1, 2]", {}, 400, "invalid_body", "body"),
+        (b'{"batch": {"type": "track"}}', {}, 400, "wrong_type", "batch"),
+        (b'{"nobatch": []}', {}, 400, "missing_field", "batch"),
+        (b"x" * (500 * 1024 + 1), {}, 413, "body_too_large", "body"),
+        (b"\x1f\x8b garbage", {"Content-Encoding": "gzip"}, 400, "invalid_gzip", "body"),
+        (b"{}", {"Content-Encoding": "br"}, 415, "unsupported_encoding", "Content-Encoding"),
+        (b"[" * 100_000, {}, 400, "too_deep", "body"),
     ]
-    for body, headers, status, code in cases:
+    for body, headers, status, code, field in cases:
         response = client.post("/v1/batch", content=body, headers={**auth, **headers})
-        assert (response.status_code, response.json()["error"]["code"]) == (status, code), body[:40]
+        error = response.json()["error"]
+        assert (response.status_code, error["code"], error.get("field")) == (status, code, field), (
+            body[:40]
+        )
+    # The single-event routes name the body too when the event as a whole is at fault.
+    too_large = client.post(
+        "/v1/track", json=track(properties={"blob": "y" * 33_000}), headers=workspace.basic_auth
+    )
+    assert too_large.json()["error"]["field"] == "body"
     runtime.processor.drain()
     assert event_count(runtime, workspace.id) == 0
 

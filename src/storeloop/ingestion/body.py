@@ -26,9 +26,10 @@ class UnsupportedEncoding(StoreloopError):
 
 
 class InvalidBody(StoreloopError):
-    """The body as a whole could not be read; the code says how (invalid_json, invalid_utf8...)."""
+    """The body as a whole could not be read; the code says how (invalid_json, invalid_utf8...).
+    The offending field is the body itself unless a part of it is named."""
 
-    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
+    def __init__(self, code: str, message: str, *, field: str | None = "body") -> None:
         super().__init__(message, field=field)
         self.code = code  # type: ignore[misc]
 
@@ -99,7 +100,14 @@ def parse_json(data: bytes) -> Any:
             ) from None
         if "depth limit" in str(exc) or "recursion" in str(exc):
             raise InvalidBody("too_deep", "the body nests too deeply") from None
-        if "surrogate" in str(exc) or "UTF-8" in str(exc):
+        if "surrogate" in str(exc):
+            # Valid UTF-8 bytes, but an escape such as \ud800 stands for no character.
+            raise InvalidBody(
+                "invalid_utf8",
+                "the body escapes a lone surrogate (\\ud800-\\udfff without its pair), which is"
+                f" no Unicode character, at position {exc.pos}",
+            ) from None
+        if "UTF-8" in str(exc):
             raise InvalidBody("invalid_utf8", f"the body is not valid UTF-8: {exc}") from None
         raise InvalidBody(
             "invalid_json", f"the body is not valid JSON: {exc.msg} at position {exc.pos}"

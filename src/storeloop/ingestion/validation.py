@@ -178,7 +178,7 @@ def _depth_ok(value: Any, limit: int) -> bool:
 def _too_deep(path: str, limits: Limits) -> InvalidEvent:
     return _fail(
         "too_deep",
-        path or None,
+        path or "body",
         f"{path or 'the event'} nests deeper than {limits.max_json_depth} levels",
     )
 
@@ -302,7 +302,7 @@ def normalize_message(
     """
     base = f"{path}." if path else ""
     if type(raw) is not dict:
-        raise _fail("wrong_type", path or None, f"{path or 'the body'} must be an object")
+        raise _fail("wrong_type", path or "body", f"{path or 'the body'} must be an object")
     try:
         encoded = orjson.dumps(raw)
     except TypeError as exc:
@@ -311,7 +311,7 @@ def normalize_message(
         # Values Python's json reads but JSON storage cannot hold: lone surrogates, ints > 64 bits.
         raise _fail(
             "invalid_json",
-            path or None,
+            path or "body",
             f"{path or 'the event'} holds a value that is not storable JSON "
             "(a lone surrogate or an integer beyond 64 bits)",
         ) from None
@@ -323,7 +323,7 @@ def normalize_message(
     if len(encoded) > limits.max_event_bytes:
         raise _fail(
             "event_too_large",
-            path or None,
+            path or "body",
             f"{path or 'the event'} is larger than {limits.max_event_bytes} bytes",
         )
 
