@@ -161,6 +161,38 @@ def test_alias_folds_previous_id_into_user(session: Session, store: Store) -> No
     assert list(active_profiles(session, store)) == [owner]
 
 
+@pytest.mark.parametrize("arrival", ["in_time_order", "reversed", "one_batch"])
+def test_an_alias_between_two_user_ids_is_a_conflict_not_a_merge(
+    session: Session, store: Store, arrival: str
+) -> None:
+    """Segment's alias reads previousId as an anonymous id; when it is another user's id, the
+    two users stay apart and the conflict is recorded, whichever arrives first (the alias may
+    come before u-1 ever signs in)."""
+    u1_login = observation("m-u1", "identify", seconds=10, anonymous_id="a-1", user_id="u-1")
+    u2_login = observation("m-u2", "identify", seconds=20, anonymous_id="a-2", user_id="u-2")
+    alias = observation("m-al", "alias", seconds=30, previous_id="u-1", user_id="u-2")
+    batches = {
+        "in_time_order": [[u1_login], [u2_login], [alias]],
+        "reversed": [[alias], [u2_login], [u1_login]],
+        "one_batch": [[alias, u1_login, u2_login]],
+    }[arrival]
+    for batch in batches:
+        add_events(session, store, batch, resolve(session, store.id, store.cipher, batch))
+
+    u1, u2 = profile_id(store, "user_id", "u-1"), profile_id(store, "user_id", "u-2")
+    assert readable_identifiers(session, store) == {
+        ("anonymous_id", "a-1"): u1,
+        # The alias's previousId is u-1's: it stays with u-1, not relabelled as u-2's visitor.
+        ("anonymous_id", "u-1"): u1,
+        ("user_id", "u-1"): u1,
+        ("anonymous_id", "a-2"): u2,
+        ("user_id", "u-2"): u2,
+    }
+    assert set(active_profiles(session, store)) == {u1, u2}
+    assert conflicts(session, store) == [("anonymous_id", "u-1", "user_id", "u-2", "m-al")]
+    assert event_profiles(session, store) == {"m-u1": u1, "m-u2": u2, "m-al": u2}
+
+
 @pytest.mark.parametrize("arrival", ["in_time_order", "reversed"])
 def test_shared_device_never_merges_two_users(session: Session, store: Store, arrival: str) -> None:
     u1_login = observation("m-u1", "identify", seconds=10, anonymous_id="a-1", user_id="u-1")
@@ -412,6 +444,8 @@ JOURNEY = (
     ),
     observation("p4", seconds=600, anonymous_id="a-3"),
     observation("g1", "group", seconds=610, anonymous_id="a-3", traits={"name": "ACME"}),
+    # An alias from one known user to another: a conflict, never a merge.
+    observation("al2", "alias", seconds=700, previous_id="u-2", user_id="u-1"),
 )
 PRIMARY = {
     "p1": ("anonymous_id", "a-1"),
@@ -425,6 +459,7 @@ PRIMARY = {
     "i3": ("user_id", "u-2"),
     "p4": ("anonymous_id", "a-3"),
     "g1": ("anonymous_id", "a-3"),
+    "al2": ("user_id", "u-1"),
 }
 
 
@@ -447,6 +482,7 @@ def expected_journey(store: Store) -> dict[frozenset[ReadableNode], tuple[Any, .
         frozenset(
             {
                 ("anonymous_id", "a-5"),
+                ("anonymous_id", "u-2"),
                 ("email", BOB),
                 ("phone", "+442079460958"),
                 ("user_id", "u-2"),
@@ -488,7 +524,10 @@ def test_any_arrival_order_and_batching_gives_the_same_profiles(
                 add_events(session, store, batch, resolved)
 
             assert snapshot(session, store) == expected_journey(store)
-            assert conflicts(session, store) == [("anonymous_id", "a-1", "user_id", "u-2", "t1")]
+            assert conflicts(session, store) == [
+                ("anonymous_id", "a-1", "user_id", "u-2", "t1"),
+                ("anonymous_id", "u-2", "user_id", "u-1", "al2"),
+            ]
             owners = readable_identifiers(session, store)
             assert event_profiles(session, store) == {
                 message_id: owners[node] for message_id, node in PRIMARY.items()

@@ -3,6 +3,9 @@
 The result depends only on the set of edges (each with the earliest time it was seen), never on
 the order they arrived in: edges are applied in ``(seen_at, message_id, a, b)`` order, and a
 union that would put two different user ids in one profile is skipped and reported instead.
+A same-id edge (an anonymous id equal to a user id, ``SAME_ID_LINK``) is applied before all the
+others: that anonymous id is that user's, so an alias from one user id to another (Segment
+reads ``previousId`` as an anonymous id) is a conflict, not a merge.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ USER_ID: Final = "user_id"
 EMAIL: Final = "email"
 PHONE: Final = "phone"
 NODE_KINDS: Final = frozenset({ANONYMOUS_ID, USER_ID, EMAIL, PHONE})
+
+# The message id of a same-id edge: written by resolution, not by a message.
+SAME_ID_LINK: Final = "(same id)"
 
 # Profile ids are uuid5 names under this namespace (a fixed, randomly drawn UUID: changing it
 # would give every existing profile a new id).
@@ -69,6 +75,15 @@ def profile_id_for(workspace_id: uuid.UUID, members: Iterable[Node]) -> uuid.UUI
     return uuid.uuid5(PROFILE_NAMESPACE, f"{workspace_id}:{kind}:{key}")
 
 
+def is_same_id(edge: Edge) -> bool:
+    """An anonymous id and a user id that are the same string."""
+    return edge.a[1] == edge.b[1] and {edge.a[0], edge.b[0]} == {ANONYMOUS_ID, USER_ID}
+
+
+def _applied_order(edge: Edge) -> tuple[bool, Edge]:
+    return (not is_same_id(edge), edge)
+
+
 def earliest_edges(edges: Iterable[Edge]) -> dict[tuple[Node, Node], Edge]:
     """One edge per pair of nodes: the one seen first (by ``(seen_at, message_id)``)."""
     kept: dict[tuple[Node, Node], Edge] = {}
@@ -100,7 +115,9 @@ def partition(workspace_id: uuid.UUID, nodes: Iterable[Node], edges: Iterable[Ed
     for node in nodes:
         add(node)
     conflicts: list[Edge] = []
-    for edge in sorted(earliest_edges(edges).values()):
+    # Same-id edges first: each joins an anonymous id to the one user id it equals, so none of
+    # them is ever a conflict, and what they join no later edge can take away.
+    for edge in sorted(earliest_edges(edges).values(), key=_applied_order):
         add(edge.a)
         add(edge.b)
         root_a, root_b = find(edge.a), find(edge.b)

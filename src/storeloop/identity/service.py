@@ -135,8 +135,9 @@ def _derive(
 
     Edges: anonymous_id—user_id whenever a message carries both; for alias, previous_id—user_id
     with previous_id always read as an *anonymous_id* node (Segment's alias folds a previousId,
-    usually an anonymous id, into a userId; two user ids are never merged anyway, and a rule that
-    looked at whether previous_id had been seen as a user id would depend on arrival order); for
+    usually an anonymous id, into a userId; when it is a user id too, the same-id link that
+    ``resolve`` adds puts the anonymous node with that user first, so the alias is recorded as a
+    conflict between the two user ids, in any arrival order); for
     identify, the email and phone traits (when valid) each linked to the user_id, or else to the
     anonymous_id. Traits are taken from identify messages only (group traits describe a group).
     """
@@ -209,10 +210,19 @@ def resolve(
     # Batches that change the graph, traits or add identifiers wait for each other (on
     # PostgreSQL); page views of known visitors, most of the traffic, never take the lock.
     locked = repository.lock_graph() if batch.edges or batch.traits else False
-    previous = repository.identifiers(batch.seen)
+    # With the batch's identifiers, their namesakes of the other kind (same-id links), in the
+    # same statement.
+    namesakes = {
+        (_COUNTERPART[kind], key): (kind, key) for kind, key in batch.seen if kind in _COUNTERPART
+    }
+    found = repository.identifiers(batch.seen.keys() | namesakes.keys())
+    previous = {node: record for node, record in found.items() if node in batch.seen}
     if not locked and batch.seen.keys() - previous.keys() and repository.lock_graph():
         locked = True
-        previous = repository.identifiers(batch.seen)  # another worker may have added them
+        # Another worker may have added them.
+        found = repository.identifiers(batch.seen.keys() | namesakes.keys())
+        previous = {node: record for node, record in found.items() if node in batch.seen}
+    _link_same_ids(batch, previous, namesakes, found.keys())
 
     changed_edges = _store_links(repository, batch)
     changed_trait_nodes = _store_traits(repository, cipher, batch, now)
@@ -307,6 +317,24 @@ def _widen_profiles(
         )
     repository.widen_seen([(pid, first, last, now) for pid, (first, last) in sorted(spans.items())])
     return spans
+
+
+_COUNTERPART = {ANONYMOUS_ID: USER_ID, USER_ID: ANONYMOUS_ID}
+
+
+def _link_same_ids(
+    batch: _Batch,
+    previous: Mapping[Node, IdentifierRecord],
+    namesakes: Mapping[Node, Node],
+    stored: Collection[Node],
+) -> None:
+    """Link each new anonymous or user id to its namesake of the other kind (``namesakes``:
+    namesake -> the batch's node), when there is one, in the batch or ``stored``:
+    ``graph.SAME_ID_LINK``, applied before every other edge. Whichever of the two arrives second
+    makes the link, so the graph is the same in any arrival order."""
+    for namesake, node in namesakes.items():
+        if node not in previous and (namesake in batch.seen or namesake in stored):
+            batch.link(node, namesake, batch.seen[node][0], graph.SAME_ID_LINK)
 
 
 def _store_links(repository: IdentityRepository, batch: _Batch) -> list[Edge]:
