@@ -389,12 +389,13 @@ def test_batches_cost_a_fixed_number_of_statements(session: Session, store: Stor
     concurrent = session.get_bind().dialect.name == "postgresql"
     with counting_statements(session) as statements:
         resolve(session, store.id, store.cipher, views)
-    # Look up identifiers, insert identifiers, insert profiles. On PostgreSQL new identifiers
-    # are added under the workspace's graph lock, and looked up again once it is held.
+    # Look up identifiers, then the new ones' namesakes (a user id equal to a new anonymous id),
+    # insert identifiers, insert profiles. On PostgreSQL new identifiers are added under the
+    # workspace's graph lock, and looked up again once it is held, with the namesakes.
     if concurrent:
         assert statements == ["SELECT", "SELECT", "SELECT", "INSERT", "INSERT"]
     else:
-        assert statements == ["SELECT", "INSERT", "INSERT"]
+        assert statements == ["SELECT", "SELECT", "INSERT", "INSERT"]
 
     known = [
         observation(f"q-{i}", seconds=400 + i, anonymous_id=f"a-{i % 150}") for i in range(300)

@@ -210,19 +210,23 @@ def resolve(
     # Batches that change the graph, traits or add identifiers wait for each other (on
     # PostgreSQL); page views of known visitors, most of the traffic, never take the lock.
     locked = repository.lock_graph() if batch.edges or batch.traits else False
-    # With the batch's identifiers, their namesakes of the other kind (same-id links), in the
-    # same statement.
+    previous = repository.identifiers(batch.seen)
+    # New anonymous and user ids may have a namesake of the other kind (same-id links).
     namesakes = {
-        (_COUNTERPART[kind], key): (kind, key) for kind, key in batch.seen if kind in _COUNTERPART
+        (_COUNTERPART[kind], key): (kind, key)
+        for kind, key in batch.seen.keys() - previous.keys()
+        if kind in _COUNTERPART
     }
-    found = repository.identifiers(batch.seen.keys() | namesakes.keys())
-    previous = {node: record for node, record in found.items() if node in batch.seen}
+    stored: Collection[Node] = ()
     if not locked and batch.seen.keys() - previous.keys() and repository.lock_graph():
         locked = True
-        # Another worker may have added them.
+        # Another worker may have added them; the namesakes come in the same statement.
         found = repository.identifiers(batch.seen.keys() | namesakes.keys())
         previous = {node: record for node, record in found.items() if node in batch.seen}
-    _link_same_ids(batch, previous, namesakes, found.keys())
+        stored = found.keys()
+    elif namesakes.keys() - batch.seen.keys():
+        stored = repository.identifiers(namesakes.keys() - batch.seen.keys()).keys()
+    _link_same_ids(batch, previous, namesakes, stored)
 
     changed_edges = _store_links(repository, batch)
     changed_trait_nodes = _store_traits(repository, cipher, batch, now)
