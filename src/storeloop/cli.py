@@ -630,7 +630,7 @@ def influencer_list(workspace: WorkspaceOption) -> None:
             handles,
             row.status,
             "yes" if row.has_contact else "",
-            str(row.created_at),
+            _minute(row.created_at),
         )
     _print_listing(table)
 
@@ -699,8 +699,8 @@ def campaign_list(workspace: WorkspaceOption) -> None:
             str(len(row.influencer_ids)),
             f"{row.total_cost} {row.currency}",
             row.status,
-            str(row.starts_at or ""),
-            str(row.ends_at or ""),
+            _minute(row.starts_at),
+            _minute(row.ends_at),
         )
     _print_listing(table)
 

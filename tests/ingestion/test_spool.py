@@ -192,6 +192,77 @@ def test_a_spool_of_the_previous_version_is_upgraded_with_its_entries(tmp_path: 
     upgraded.dispose()
 
 
+def _old_spool(url: str, version: int) -> None:
+    """A spool as version 1 wrote it (no ``refused`` column), at ``version``."""
+    engine = create_spool_engine(url)
+    assert engine is not None
+    with engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE inbox DROP COLUMN refused")
+        connection.exec_driver_sql(f"PRAGMA user_version = {version}")
+    engine.dispose()
+
+
+def test_processes_upgrading_one_spool_at_the_same_moment_all_start(tmp_path: Path) -> None:
+    """The API and a worker started together after an upgrade: one adds the column, the others
+    wait for its transaction and find the spool ready (without the write lock taken first, 27
+    runs in 30 failed with "duplicate column name")."""
+    failures: list[BaseException] = []
+    for round_ in range(20):
+        url = f"sqlite:///{tmp_path / f'upgrade-{round_}.db'}"
+        _old_spool(url, version=1)
+        barrier = threading.Barrier(4)
+
+        def open_spool(url: str = url, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                engine = create_spool_engine(url)
+                assert engine is not None
+                engine.dispose()
+            except BaseException as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=open_spool) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        path = spool_path(url)
+        assert path is not None
+        check = sqlite3.connect(path)
+        columns = [row[1] for row in check.execute("PRAGMA table_info(inbox)")]
+        assert (check.execute("PRAGMA user_version").fetchone()[0], columns.count("refused")) == (
+            2,
+            1,
+        )
+        check.close()
+    assert failures == []
+
+
+def test_a_half_made_spool_of_an_older_version_is_completed(tmp_path: Path) -> None:
+    """Version 1 crashed after creating the table, before writing its version (still 0)."""
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    _old_spool(url, version=0)
+    engine = create_spool_engine(url)
+    assert engine is not None
+    with engine.begin() as connection:
+        connection.execute(
+            insert(InboxEntry),
+            [
+                {
+                    "id": new_id(),
+                    "workspace_id": new_id(),
+                    "source": "batch",
+                    "received_at": utcnow(),
+                    "body_sealed": b"sealed",
+                    "attempts": 0,
+                    "refused": [1],
+                }
+            ],
+        )
+        assert connection.execute(select(InboxEntry.refused)).scalar_one() == [1]
+    engine.dispose()
+
+
 def test_an_entry_of_no_workspace_does_not_hold_up_the_others(
     spooled: Runtime, client: TestClient, workspace: WorkspaceKeys
 ) -> None:

@@ -9,11 +9,11 @@ short deletes of processed entries.
 
 The spool holds one table, the same ``inbox`` table (and model) as the main database, created
 here rather than by the migrations: it is a queue whose rows live for seconds, and a schema
-change to it must ship with a new ``SPOOL_VERSION`` and its step in ``_UPGRADES`` (a spool newer
-than this code is refused until drained by the version that wrote it). PostgreSQL needs none of
-this (row locks), and neither does an in-memory database; the main database's ``inbox`` table
-stays in use there, and on SQLite for quarantine replays (which must commit with the quarantine
-item's status) and entries from before the spool.
+change to it must ship with a new ``SPOOL_VERSION`` and its step in ``_ADDED_COLUMNS`` (a spool
+newer than this code is refused until drained by the version that wrote it). PostgreSQL needs
+none of this (row locks), and neither does an in-memory database; the main database's ``inbox``
+table stays in use there, and on SQLite for quarantine replays (which must commit with the
+quarantine item's status) and entries from before the spool.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from storeloop.kit.errors import StoreloopError
 from storeloop.models import InboxEntry
 
 SPOOL_VERSION = 2
-# The statements that take a spool from version N-1 to N, applied in one transaction.
-_UPGRADES: dict[int, tuple[str, ...]] = {
-    2: ("ALTER TABLE inbox ADD COLUMN refused JSON",),  # InboxEntry.refused (ADR 0014)
-}
+# Columns added since version 1, each with the statement that adds it to an older spool.
+_ADDED_COLUMNS = (
+    ("refused", "ALTER TABLE inbox ADD COLUMN refused JSON"),  # version 2 (ADR 0014)
+)
 INBOX_TABLE = cast(Table, InboxEntry.__table__)
 _CREATE_ATTEMPTS = 20
 
@@ -80,18 +80,23 @@ def create_spool_engine(database_url: str) -> Engine | None:
 
 def _prepare(engine: Engine, path: Path) -> None:
     with engine.begin() as connection:
+        # The write lock first, waiting for whoever prepares the spool at the same moment (the
+        # API and a worker after an upgrade): the check and the steps are one transaction,
+        # and the second process finds the spool ready.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
         version = connection.exec_driver_sql("PRAGMA user_version").scalar_one()
         if version > SPOOL_VERSION:
             raise SpoolVersionMismatch(
                 f"the inbox spool {path} has version {version}, this storeloop writes "
                 f"{SPOOL_VERSION}: let the newer version's worker drain it, then remove it"
             )
-        if version == 0:
-            connection.execute(CreateTable(INBOX_TABLE, if_not_exists=True))
-        else:
-            for step in range(version + 1, SPOOL_VERSION + 1):
-                for statement in _UPGRADES[step]:
-                    connection.exec_driver_sql(statement)
+        connection.execute(CreateTable(INBOX_TABLE, if_not_exists=True))
+        # By what the table has, not by its version: a spool an older version left half-made
+        # (a crash before its version was written) is completed all the same.
+        present = {row[1] for row in connection.exec_driver_sql("PRAGMA table_info(inbox)")}
+        for column, statement in _ADDED_COLUMNS:
+            if column not in present:
+                connection.exec_driver_sql(statement)
         for index in INBOX_TABLE.indexes:
             connection.execute(CreateIndex(index, if_not_exists=True))
         connection.exec_driver_sql(f"PRAGMA user_version = {SPOOL_VERSION}")

@@ -22,6 +22,8 @@ NAMING_CONVENTION = {
 }
 
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+# A JSON value that may be absent: None is SQL NULL, not the JSON text null.
+OptionalJson = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 UtcDateTime = DateTime(timezone=True)
 Blob = LargeBinary()
 BigId = BigInteger().with_variant(Integer(), "sqlite")

@@ -9,7 +9,7 @@ from decimal import Decimal
 from sqlalchemy import Index, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storeloop.models.base import Base, JsonDocument, id_column
+from storeloop.models.base import Base, OptionalJson, id_column
 
 
 class InboxEntry(Base):
@@ -30,7 +30,7 @@ class InboxEntry(Base):
     # The indexes of the messages the request refused (and told the sender so), which
     # processing quarantines; any other refusal there is one the request did not make. None:
     # none refused (or written before this column, when requests quarantined their refusals).
-    refused: Mapped[list[int] | None] = mapped_column(JsonDocument)
+    refused: Mapped[list[int] | None] = mapped_column(OptionalJson)
 
 
 class Event(Base):
@@ -82,7 +82,7 @@ class QuarantinedEvent(Base):
     status: Mapped[str] = mapped_column(String(12), default="open")
     resolved_at: Mapped[datetime | None]
     # A body set aside whole: its inbox entry's ``refused``, which a replay queues it with.
-    refused: Mapped[list[int] | None] = mapped_column(JsonDocument)
+    refused: Mapped[list[int] | None] = mapped_column(OptionalJson)
 
 
 class DerivationTask(Base):
