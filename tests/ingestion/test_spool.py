@@ -168,30 +168,6 @@ def test_a_crash_between_the_two_commits_stores_nothing_twice(
     assert _count(spooled, QuarantinedEvent, workspace.id) == 2
 
 
-def test_a_spool_of_the_previous_version_is_upgraded_with_its_entries(tmp_path: Path) -> None:
-    """Version 1 had no ``refused`` column: its waiting entries are kept, read with none."""
-    url = f"sqlite:///{tmp_path / 'shop.db'}"
-    engine = create_spool_engine(url)
-    assert engine is not None
-    entry_id = new_id()
-    with engine.begin() as connection:
-        connection.exec_driver_sql("ALTER TABLE inbox DROP COLUMN refused")
-        connection.exec_driver_sql("PRAGMA user_version = 1")
-        connection.exec_driver_sql(
-            "INSERT INTO inbox (id, workspace_id, source, received_at, body_sealed, attempts)"
-            " VALUES (?, ?, 'batch', '2026-12-06 10:00:00.000000', x'00', 0)",
-            (entry_id.hex, new_id().hex),
-        )
-    engine.dispose()
-    upgraded = create_spool_engine(url)
-    assert upgraded is not None
-    with upgraded.connect() as connection:
-        assert connection.exec_driver_sql("PRAGMA user_version").scalar_one() == 2
-        [(found, refused)] = connection.execute(select(InboxEntry.id, InboxEntry.refused)).all()
-    assert (found, refused) == (entry_id, None)
-    upgraded.dispose()
-
-
 def _old_spool(url: str, version: int) -> None:
     """A spool as version 1 wrote it (no ``refused`` column), at ``version``."""
     engine = create_spool_engine(url)
@@ -202,6 +178,52 @@ def _old_spool(url: str, version: int) -> None:
     engine.dispose()
 
 
+def test_a_spool_of_the_previous_version_is_upgraded_with_its_entries(tmp_path: Path) -> None:
+    """Version 1 had no ``refused`` column: its waiting entries are kept, read with none."""
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    _old_spool(url, version=1)
+    path = spool_path(url)
+    assert path is not None
+    entry_id = new_id()
+    old = sqlite3.connect(path)
+    with old:
+        old.execute(
+            "INSERT INTO inbox (id, workspace_id, source, received_at, body_sealed, attempts)"
+            " VALUES (?, ?, 'batch', '2026-12-06 10:00:00.000000', x'00', 0)",
+            (entry_id.hex, new_id().hex),
+        )
+    old.close()
+    upgraded = create_spool_engine(url)
+    assert upgraded is not None
+    with upgraded.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA user_version").scalar_one() == 2
+        [(found, refused)] = connection.execute(select(InboxEntry.id, InboxEntry.refused)).all()
+    assert (found, refused) == (entry_id, None)
+    upgraded.dispose()
+
+
+def _open_together(url: str, count: int = 4) -> list[BaseException]:
+    """``count`` threads open the spool of ``url`` at the same moment; what they raised."""
+    failures: list[BaseException] = []
+    barrier = threading.Barrier(count)
+
+    def open_spool() -> None:
+        barrier.wait()
+        try:
+            engine = create_spool_engine(url)
+            assert engine is not None
+            engine.dispose()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_spool) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures
+
+
 def test_processes_upgrading_one_spool_at_the_same_moment_all_start(tmp_path: Path) -> None:
     """The API and a worker started together after an upgrade: one adds the column, the others
     wait for its transaction and find the spool ready (without the write lock taken first, 27
@@ -210,22 +232,7 @@ def test_processes_upgrading_one_spool_at_the_same_moment_all_start(tmp_path: Pa
     for round_ in range(20):
         url = f"sqlite:///{tmp_path / f'upgrade-{round_}.db'}"
         _old_spool(url, version=1)
-        barrier = threading.Barrier(4)
-
-        def open_spool(url: str = url, barrier: threading.Barrier = barrier) -> None:
-            barrier.wait()
-            try:
-                engine = create_spool_engine(url)
-                assert engine is not None
-                engine.dispose()
-            except BaseException as exc:
-                failures.append(exc)
-
-        threads = [threading.Thread(target=open_spool) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        failures += _open_together(url)
         path = spool_path(url)
         assert path is not None
         check = sqlite3.connect(path)
@@ -282,23 +289,7 @@ def test_the_api_and_a_worker_may_create_the_spool_at_the_same_moment(tmp_path: 
     the race tries again instead of failing to start (seen 3-8 times in 100 without)."""
     failures: list[BaseException] = []
     for round_ in range(40):
-        url = f"sqlite:///{tmp_path / f'race-{round_}.db'}"
-        barrier = threading.Barrier(4)
-
-        def open_spool(url: str = url, barrier: threading.Barrier = barrier) -> None:
-            barrier.wait()
-            try:
-                engine = create_spool_engine(url)
-                assert engine is not None
-                engine.dispose()
-            except BaseException as exc:
-                failures.append(exc)
-
-        threads = [threading.Thread(target=open_spool) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        failures += _open_together(f"sqlite:///{tmp_path / f'race-{round_}.db'}")
     assert failures == []
 
 
