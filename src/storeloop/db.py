@@ -5,10 +5,13 @@ Requests and jobs commit once, at their edge (``session_scope``); services only 
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +108,30 @@ def dialect_insert(dialect_name: str, table: Table) -> sqlite.Insert | postgresq
     if dialect_name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+@functools.lru_cache(maxsize=64)
+def multi_row_insert(
+    table: str, columns: tuple[str, ...], rows: int, placeholders: tuple[str, ...] | None = None
+) -> str:
+    """``INSERT INTO table (columns) VALUES (...), (...)`` for ``rows`` rows: many rows in one
+    statement, sent to the driver as it is (``placeholders``: one per column, SQLite's ``?`` by
+    default). Hot writers use it where a Core executemany would cost a statement step, and a
+    release of the interpreter lock, per row."""
+    row = f"({', '.join(placeholders or ('?',) * len(columns))})"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}"
+
+
+def sqlite_uuid(value: Any) -> Any:
+    """A UUID as SQLAlchemy stores it in SQLite (32 hex digits), for statements sent as is."""
+    return value.hex if isinstance(value, uuid.UUID) else value
+
+
+def sqlite_datetime(value: Any) -> Any:
+    """A time as SQLAlchemy stores it in SQLite (UTC, "YYYY-MM-DD HH:MM:SS.ffffff")."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

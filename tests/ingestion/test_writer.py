@@ -10,8 +10,8 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, func, insert, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, event, func, insert, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from storeloop import migrate
 from storeloop.db import create_db_engine
@@ -19,7 +19,7 @@ from storeloop.ingestion.service import rejection_id
 from storeloop.ingestion.spool import create_spool_engine
 from storeloop.ingestion.writer import GroupCommitWriter
 from storeloop.kit.ids import new_id
-from storeloop.kit.timeutil import utcnow
+from storeloop.kit.timeutil import as_utc, utcnow
 from storeloop.models import InboxEntry, QuarantinedEvent
 
 
@@ -252,4 +252,85 @@ def test_stop_commits_the_bodies_waiting_behind_their_quarantine(tmp_path: Path)
     with spool.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(InboxEntry)) == 5
     spool.dispose()
+    engine.dispose()
+
+
+def _inbox_engine(database_url: str) -> Engine:
+    """The engine the group commit writes bodies to: SQLite's spool, or PostgreSQL's database."""
+    return create_spool_engine(database_url) or create_db_engine(database_url)
+
+
+def test_a_group_of_bodies_is_one_statement_stored_as_core_would(database_url: str) -> None:
+    """The group commit sends a group's bodies as one INSERT, in autocommit (one transaction,
+    one step for SQLite, one round trip for PostgreSQL). What it stores reads back through the
+    model exactly as the values were given, the refused indexes included."""
+    engine = _inbox_engine(database_url)
+    statements: list[tuple[str, bool]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def record(
+        _c: object, _cursor: object, statement: str, _p: object, _x: object, executemany: bool
+    ) -> None:
+        statements.append((statement.strip().upper(), executemany))
+
+    workspace_id = new_id()
+    rows = [_row(workspace_id) | {"refused": [index, 7] if index % 2 else None} for index in range(5)]
+    del rows[0]["refused"]  # a row may leave it out: no refusals
+    writer = GroupCommitWriter(engine, max_wait_ms=500)
+    writer.start()
+    try:
+        futures = [writer.submit([row], []) for row in rows]
+        assert [future.result(timeout=10) for future in futures] == [None] * 5
+    finally:
+        writer.stop()
+    # One statement with every row, not a statement run once per row (executemany).
+    assert [(s.split("(")[0], many) for s, many in statements] == [("INSERT INTO INBOX ", False)]
+    with engine.connect() as connection:
+        stored = connection.execute(
+            select(
+                InboxEntry.id,
+                InboxEntry.workspace_id,
+                InboxEntry.source,
+                InboxEntry.received_at,
+                InboxEntry.body_sealed,
+                InboxEntry.attempts,
+                InboxEntry.refused,
+            ).where(InboxEntry.workspace_id == workspace_id)
+        ).all()
+    expected = [
+        (row["id"], workspace_id, "batch", row["received_at"], b"sealed", 0, row.get("refused"))
+        for row in rows
+    ]
+    assert sorted((*row[:3], as_utc(row[3]), *row[4:]) for row in stored) == sorted(expected)
+    engine.dispose()
+
+
+def test_a_failed_group_stores_none_of_its_bodies_and_the_next_group_is_stored(
+    database_url: str,
+) -> None:
+    """One statement is one transaction: a group that fails (here a body id already stored)
+    stores none of its bodies and every request of it gets the error; the writer opens a new
+    connection and goes on."""
+    engine = _inbox_engine(database_url)
+    workspace_id = new_id()
+    taken = _row(workspace_id)
+    with engine.begin() as connection:
+        connection.execute(insert(InboxEntry), [taken])
+    writer = GroupCommitWriter(engine, max_wait_ms=500)
+    writer.start()
+    try:
+        innocent = _row(workspace_id)
+        failed = [writer.submit([innocent], []), writer.submit([{**_row(workspace_id), "id": taken["id"]}], [])]
+        for future in failed:
+            with pytest.raises(IntegrityError):
+                future.result(timeout=10)
+        later = _row(workspace_id)
+        assert writer.submit([later], []).result(timeout=10) is None
+    finally:
+        writer.stop()
+    with engine.connect() as connection:
+        stored = connection.scalars(
+            select(InboxEntry.id).where(InboxEntry.workspace_id == workspace_id)
+        ).all()
+    assert sorted(stored) == sorted([taken["id"], later["id"]])
     engine.dispose()

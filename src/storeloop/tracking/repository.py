@@ -9,7 +9,6 @@ matched on that workspace too, here and nowhere else.
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import logging
 import re
@@ -18,7 +17,7 @@ import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote_plus, urlencode, urlunsplit
 
@@ -26,6 +25,7 @@ from anyio import to_thread
 from sqlalchemy import Connection, Engine, and_, insert, or_, select
 
 from storeloop.analytics.repository import mark_days
+from storeloop.db import multi_row_insert, sqlite_datetime, sqlite_uuid
 from storeloop.kit import urls
 from storeloop.kit.errors import StoreloopError
 from storeloop.kit.timeutil import as_utc
@@ -364,31 +364,12 @@ CLICK_COLUMNS = (
 _SQLITE_ROWS_PER_STATEMENT = 500
 
 
-@functools.lru_cache(maxsize=8)
-def _sqlite_insert_clicks(rows: int) -> str:
-    placeholders = f"({', '.join('?' for _ in CLICK_COLUMNS)})"
-    return (
-        f"INSERT INTO {Click.__tablename__} ({', '.join(CLICK_COLUMNS)}) "
-        f"VALUES {', '.join(placeholders for _ in range(rows))}"
-    )
-
-
-def _hex(value: Any) -> Any:
-    return value.hex if isinstance(value, uuid.UUID) else value
-
-
-def _text_time(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
-
-
 def _sqlite_values(row: dict[str, Any]) -> tuple[Any, ...]:
     return (
-        _hex(row["id"]),
-        _hex(row["workspace_id"]),
-        _hex(row["link_id"]),
-        _text_time(row["clicked_at"]),
+        sqlite_uuid(row["id"]),
+        sqlite_uuid(row["workspace_id"]),
+        sqlite_uuid(row["link_id"]),
+        sqlite_datetime(row["clicked_at"]),
         row["ip_truncated"],
         row["user_agent"],
         row["referrer"],
@@ -408,7 +389,9 @@ def insert_clicks(connection: Connection, rows: Sequence[dict[str, Any]]) -> Non
         for start in range(0, len(rows), _SQLITE_ROWS_PER_STATEMENT):
             chunk = rows[start : start + _SQLITE_ROWS_PER_STATEMENT]
             values = tuple(itertools.chain.from_iterable(_sqlite_values(row) for row in chunk))
-            connection.exec_driver_sql(_sqlite_insert_clicks(len(chunk)), values)
+            connection.exec_driver_sql(
+                multi_row_insert(Click.__tablename__, CLICK_COLUMNS, len(chunk)), values
+            )
     else:
         connection.execute(insert(Click), list(rows))
     # The days these clicks fall on are rolled up again (ADR 0008), in the same transaction.
