@@ -85,6 +85,52 @@ def _no_order_id() -> dict[str, Any]:
     return message
 
 
+def test_a_whole_body_corrected_and_replayed_answers_what_is_still_refused(
+    client: TestClient,
+    runtime: Runtime,
+    workspace: WorkspaceKeys,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A corrected body is checked as a request checks one: the replay answers the messages
+    still refused, processing quarantines them without a warning, and a correction in which
+    every message is refused is itself refused (the item stays open)."""
+    batch = [track(), track()]
+    assert client.post("/v1/batch", json={"batch": batch}, headers=workspace.basic_auth).is_success
+    with monkeypatch.context() as patch:
+        patch.setattr(InboxProcessor, "_store", lambda *_a, **_k: 1 / 0)
+        for _ in range(MAX_ATTEMPTS):
+            runtime.processor.drain()
+    [body] = _quarantine(runtime, workspace.id)
+    replay = f"/api/v1/quarantine/{body.id}/replay"
+
+    all_bad = client.post(
+        replay, json={"payload": {"batch": [_no_order_id()]}}, headers=workspace.bearer
+    )
+    assert all_bad.status_code == 422
+    error = all_bad.json()["error"]
+    assert (error["code"], error["reason"]) == ("replay_invalid", "missing_field")
+    assert error["field"] == "batch[0].properties.order_id"
+    assert [item["index"] for item in error["rejected"]] == [0]
+    assert {item.id: item.status for item in _quarantine(runtime, workspace.id)} == {
+        body.id: "open"
+    }
+
+    corrected = {"batch": [track(), _no_order_id(), track()]}
+    response = client.post(replay, json={"payload": corrected}, headers=workspace.bearer)
+    assert response.status_code == 200
+    result = response.json()
+    assert [(item["index"], item["code"]) for item in result["rejected"]] == [(1, "missing_field")]
+    assert result["rejected"][0]["field"] == "batch[1].properties.order_id"
+    with caplog.at_level(logging.WARNING, logger="storeloop.ingestion.processor"):
+        runtime.processor.drain()
+    assert "refused at processing" not in caplog.text
+    assert _count(runtime, Event, workspace.id) == 2
+    inbox_id = uuid.UUID(result["inbox_id"])
+    statuses = {item.id: item.status for item in _quarantine(runtime, workspace.id)}
+    assert statuses == {body.id: "replayed", rejection_id(inbox_id, 1): "open"}
+
+
 def test_a_refusal_made_by_the_request_is_quarantined_by_processing_without_a_warning(
     client: TestClient,
     runtime: Runtime,

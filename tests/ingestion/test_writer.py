@@ -274,7 +274,7 @@ def test_a_group_of_bodies_is_one_statement_stored_as_core_would(database_url: s
         statements.append((statement.strip().upper(), executemany))
 
     workspace_id = new_id()
-    rows = [_row(workspace_id) | {"refused": [index, 7] if index % 2 else None} for index in range(5)]
+    rows = [_row(workspace_id) | {"refused": [i, 7] if i % 2 else None} for i in range(5)]
     del rows[0]["refused"]  # a row may leave it out: no refusals
     writer = GroupCommitWriter(engine, max_wait_ms=500)
     writer.start()
@@ -320,7 +320,8 @@ def test_a_failed_group_stores_none_of_its_bodies_and_the_next_group_is_stored(
     writer.start()
     try:
         innocent = _row(workspace_id)
-        failed = [writer.submit([innocent], []), writer.submit([{**_row(workspace_id), "id": taken["id"]}], [])]
+        duplicate = {**_row(workspace_id), "id": taken["id"]}
+        failed = [writer.submit([innocent], []), writer.submit([duplicate], [])]
         for future in failed:
             with pytest.raises(IntegrityError):
                 future.result(timeout=10)

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy.orm import Session
 
+from storeloop.ingestion.body import InvalidBody, read_envelope
 from storeloop.ingestion.repository import QuarantineRepository
-from storeloop.ingestion.schemas import QuarantineItem, QuarantinePage, ReplayResult
-from storeloop.ingestion.service import BATCH_SOURCE, SINGLE_SOURCES, fallback_message_id
+from storeloop.ingestion.schemas import (
+    QuarantineItem,
+    QuarantinePage,
+    RefusedMessage,
+    ReplayResult,
+)
+from storeloop.ingestion.service import (
+    BATCH_SOURCE,
+    SINGLE_SOURCES,
+    fallback_message_id,
+    split_messages,
+)
 from storeloop.ingestion.validation import InvalidEvent, Limits, normalize_message
 from storeloop.kit.crypto import WorkspaceCipher, row_aad
 from storeloop.kit.errors import Conflict, NotFound, StoreloopError
@@ -134,9 +146,15 @@ def replay(
     inbox_id = new_id()
     received_at = as_utc(item.received_at)
     refused: list[int] | None = None
+    rejected: list[RefusedMessage] = []
     if _is_whole_body(item, message):
         if corrected is None:
             inbox_id, refused = item.id, item.refused
+        else:
+            # Checked as a request checks a body: its refusals are answered now, and processing
+            # quarantines them as refusals the sender was told of.
+            rejected = _refusals(message, inbox_id, received_at, limits)
+            refused = [refusal.index for refusal in rejected] or None
         body = orjson.dumps(message)
     else:
         try:
@@ -166,4 +184,35 @@ def replay(
             refused=refused,
         )
     )
-    return ReplayResult(item=_to_schema(cipher, item), inbox_id=inbox_id)
+    return ReplayResult(item=_to_schema(cipher, item), inbox_id=inbox_id, rejected=rejected)
+
+
+def _refusals(
+    body: dict[str, Any], inbox_id: uuid.UUID, received_at: datetime, limits: Limits
+) -> list[RefusedMessage]:
+    """The messages of a corrected whole body that are refused; every one refused (or the body
+    itself unreadable) is an error, as for a request."""
+    try:
+        envelope = read_envelope(body, is_batch=True)
+    except InvalidBody as exc:
+        raise ReplayRejected(
+            f"the body is still invalid: {exc.message}", field=exc.field, reason=exc.code
+        ) from None
+    _, refused = split_messages(
+        envelope,
+        source=BATCH_SOURCE,
+        inbox_id=inbox_id,
+        received_at=received_at,
+        limits=limits,
+        build_documents=False,
+    )
+    rejected = [RefusedMessage.model_validate(item.to_dict()) for item in refused]
+    if refused and len(refused) == len(envelope.messages):
+        first = refused[0].rejection
+        raise ReplayRejected(
+            f"every message of the body is still invalid; the first: {first.message}",
+            field=first.field,
+            reason=first.code,
+            rejected=[item.model_dump(exclude_none=True) for item in rejected],
+        )
+    return rejected

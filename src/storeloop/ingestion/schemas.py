@@ -32,9 +32,22 @@ class ReplayRequest(BaseModel):
     payload: dict[str, Any] = Field(description="the corrected event; omit to replay as stored")
 
 
+class RefusedMessage(BaseModel):
+    index: int = Field(description="the message's place in the body's batch")
+    code: str = Field(description="stable code, e.g. missing_field, invalid_timestamp")
+    field: str | None = Field(description="the offending field's path in the body")
+    message: str
+    messageId: str | None = None
+
+
 class ReplayResult(BaseModel):
     item: QuarantineItem
     inbox_id: uuid.UUID
+    rejected: list[RefusedMessage] = Field(
+        default_factory=list,
+        description="a corrected body's messages that are still refused: they are quarantined"
+        " again when the body is processed, the others are stored",
+    )
 
 
 _STRING_OR_NUMBER: dict[str, Any] = {"oneOf": [{"type": "string"}, {"type": "number"}]}

@@ -3,7 +3,9 @@
 A request hands its rows to the writer thread and waits; the thread gathers whatever else arrives
 within ``max_wait_ms`` (2 ms by default; with 0, the requests that arrive during one commit make
 up the next group), commits once (one fsync), and only then resolves every waiting request. This
-keeps "2xx means on disk" while paying for the disk once per group, not per event.
+keeps "2xx means on disk" while paying for the disk once per group, not per event. The group's
+bodies are one INSERT statement in autocommit: one transaction, in one step of the driver, so
+the writer gives up the interpreter lock once per group (``_insert_inbox``).
 
 Inbox rows go to ``inbox_engine`` (on SQLite, the spool file of ADR 0011, whose lock the worker
 only takes to delete processed entries). A body with refused messages is an inbox row like any
