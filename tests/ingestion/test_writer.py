@@ -10,7 +10,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, event, func, insert, select
+from sqlalchemy import Engine, event, func, insert, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from storeloop import migrate
@@ -335,3 +335,54 @@ def test_a_failed_group_stores_none_of_its_bodies_and_the_next_group_is_stored(
         ).all()
     assert sorted(stored) == sorted([taken["id"], later["id"]])
     engine.dispose()
+
+
+def test_a_connection_the_database_dropped_is_replaced_without_failing_a_group(
+    database_url: str,
+) -> None:
+    """The writer keeps its connection between groups: when PostgreSQL drops it (a restart, an
+    administrator), the next group is sent again on a new connection and succeeds."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a SQLite connection is a file handle; nothing drops it")
+    engine = create_db_engine(database_url)
+    workspace_id = new_id()
+    writer = GroupCommitWriter(engine, max_wait_ms=0)
+    writer.start()
+    try:
+        first = _row(workspace_id)
+        assert writer.submit([first], []).result(timeout=10) is None
+        with engine.connect() as connection:
+            dropped = connection.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        assert dropped  # the writer's connection among them
+        _wait_until_gone(engine)
+        second = _row(workspace_id)
+        assert writer.submit([second], []).result(timeout=10) is None
+    finally:
+        writer.stop()
+    with engine.connect() as connection:
+        stored = connection.scalars(
+            select(InboxEntry.id).where(InboxEntry.workspace_id == workspace_id)
+        ).all()
+    assert sorted(stored) == sorted([first["id"], second["id"]])
+    engine.dispose()
+
+
+def _wait_until_gone(engine: Engine) -> None:
+    """Until no other session of the database is left (termination is asynchronous)."""
+    for _ in range(100):
+        with engine.connect() as connection:
+            others = connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        if not others:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the terminated sessions are still there")

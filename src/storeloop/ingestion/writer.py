@@ -32,6 +32,7 @@ from typing import Any, cast
 
 import orjson
 from sqlalchemy import Connection, Engine, Table, insert
+from sqlalchemy.exc import DBAPIError
 
 from storeloop.db import dialect_insert, multi_row_insert, sqlite_datetime, sqlite_uuid
 from storeloop.ingestion.spool import INBOX_TABLE
@@ -266,7 +267,20 @@ class GroupCommitWriter:
         That is one release of the GIL (interpreter lock) for the whole commit, where BEGIN, an
         INSERT per body and COMMIT were as many: each time, the writer had to take the lock
         back from the busy event loop before its next step, and the group's requests waited.
+
+        A connection the database dropped since the last group (PostgreSQL restarted) is
+        replaced and the statement sent once more, as the pool's pre-ping would have done.
         """
+        try:
+            self._execute_inbox(rows)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            logger.warning("the writer's database connection was lost; reconnecting")
+            self._close_connection()
+            self._execute_inbox(rows)
+
+    def _execute_inbox(self, rows: list[dict[str, Any]]) -> None:
         connection = self._connection
         if connection is None:
             connection = self._inbox_engine.connect().execution_options(
