@@ -329,11 +329,7 @@ def test_a_failed_group_stores_none_of_its_bodies_and_the_next_group_is_stored(
         assert writer.submit([later], []).result(timeout=10) is None
     finally:
         writer.stop()
-    with engine.connect() as connection:
-        stored = connection.scalars(
-            select(InboxEntry.id).where(InboxEntry.workspace_id == workspace_id)
-        ).all()
-    assert sorted(stored) == sorted([taken["id"], later["id"]])
+    assert _stored_ids(engine, workspace_id) == sorted([taken["id"], later["id"]])
     engine.dispose()
 
 
@@ -364,11 +360,7 @@ def test_a_connection_the_database_dropped_is_replaced_without_failing_a_group(
         assert writer.submit([second], []).result(timeout=10) is None
     finally:
         writer.stop()
-    with engine.connect() as connection:
-        stored = connection.scalars(
-            select(InboxEntry.id).where(InboxEntry.workspace_id == workspace_id)
-        ).all()
-    assert sorted(stored) == sorted([first["id"], second["id"]])
+    assert _stored_ids(engine, workspace_id) == sorted([first["id"], second["id"]])
     engine.dispose()
 
 
@@ -386,3 +378,12 @@ def _wait_until_gone(engine: Engine) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("the terminated sessions are still there")
+
+
+def _stored_ids(engine: Engine, workspace_id: uuid.UUID) -> list[uuid.UUID]:
+    with engine.connect() as connection:
+        return sorted(
+            connection.scalars(
+                select(InboxEntry.id).where(InboxEntry.workspace_id == workspace_id)
+            ).all()
+        )
