@@ -79,7 +79,9 @@ class Settings(BaseSettings):
     # next group. Measured (docs/benchmarks.md, 2026-12-06): 0 took about 2 ms off p50 and p99
     # with the API alone, but with workers on the same cores it did worse at saturation.
     group_commit_max_wait_ms: float = Field(default=2.0, ge=0, le=100)
-    group_commit_max_items: int = Field(default=256, ge=1)
+    # At most 1,000: a group is one INSERT (7 values a body), within both databases' bound on
+    # parameters per statement.
+    group_commit_max_items: int = Field(default=256, ge=1, le=1000)
 
     # Tracked links (/r/{code}) and the storefront script (/t.js): see docs/tracking.md.
     # Where /r/ and /t.js are served, e.g. https://t.store.com (links shown with this base).

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, event, func, insert, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from storeloop import migrate
+from storeloop.config import Settings
 from storeloop.db import create_db_engine
 from storeloop.ingestion.service import rejection_id
 from storeloop.ingestion.spool import create_spool_engine
@@ -387,3 +388,22 @@ def _stored_ids(engine: Engine, workspace_id: uuid.UUID) -> list[uuid.UUID]:
                 select(InboxEntry.id).where(InboxEntry.workspace_id == workspace_id)
             ).all()
         )
+
+
+def test_the_largest_group_allowed_is_one_statement_on_both_databases(database_url: str) -> None:
+    """The settings allow up to 1,000 requests in a group: their bodies fit one statement on
+    both databases (SQLite's and PostgreSQL's bounds on parameters), and no more are allowed."""
+    largest = Settings.model_fields["group_commit_max_items"].metadata
+    assert [bound.le for bound in largest if hasattr(bound, "le")] == [1000]
+    engine = _inbox_engine(database_url)
+    workspace_id = new_id()
+    rows = [_row(workspace_id) for _ in range(1000)]
+    writer = GroupCommitWriter(engine, max_items=1000, max_wait_ms=5000)
+    writer.start()
+    try:
+        futures = [writer.submit([row], []) for row in rows]
+        assert [future.result(timeout=30) for future in futures] == [None] * 1000
+    finally:
+        writer.stop()
+    assert _stored_ids(engine, workspace_id) == sorted(row["id"] for row in rows)
+    engine.dispose()
