@@ -128,7 +128,9 @@ def sqlite_uuid(value: Any) -> Any:
 
 
 def sqlite_datetime(value: Any) -> Any:
-    """A time as SQLAlchemy stores it in SQLite (UTC, "YYYY-MM-DD HH:MM:SS.ffffff")."""
+    """A time in UTC, as SQLAlchemy stores a UTC time in SQLite ("YYYY-MM-DD HH:MM:SS.ffffff").
+    (SQLAlchemy writes any time as given; storeloop keeps UTC, so other times are converted
+    first, and a naive time is taken as local time.)"""
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     return value

@@ -8,10 +8,11 @@ import time
 import uuid
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, func, insert, select, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from storeloop import migrate
 from storeloop.config import Settings
@@ -396,6 +397,13 @@ def test_the_largest_group_allowed_is_one_statement_on_both_databases(database_u
     largest = Settings.model_fields["group_commit_max_items"].metadata
     assert [bound.le for bound in largest if hasattr(bound, "le")] == [1000]
     engine = _inbox_engine(database_url)
+    inserts: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def record(_c: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith("INSERT"):
+            inserts.append(statement)
+
     workspace_id = new_id()
     rows = [_row(workspace_id) for _ in range(1000)]
     writer = GroupCommitWriter(engine, max_items=1000, max_wait_ms=5000)
@@ -405,5 +413,39 @@ def test_the_largest_group_allowed_is_one_statement_on_both_databases(database_u
         assert [future.result(timeout=30) for future in futures] == [None] * 1000
     finally:
         writer.stop()
+    assert len(inserts) == 1
+    assert _stored_ids(engine, workspace_id) == sorted(row["id"] for row in rows)
+    engine.dispose()
+
+
+def test_a_group_stored_before_the_connection_dropped_is_answered_as_stored(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection drops after the database committed the group but before its answer came
+    back: the retry finds the ids stored, adds nothing, and the requests are answered with
+    success (an error would make the SDKs send the events again)."""
+    engine = _inbox_engine(database_url)
+    execute = GroupCommitWriter._execute_inbox
+    calls: list[bool] = []
+
+    def committed_then_dropped(
+        writer: GroupCommitWriter, rows: list[dict[str, Any]], *, skip_existing: bool = False
+    ) -> None:
+        calls.append(skip_existing)
+        execute(writer, rows, skip_existing=skip_existing)
+        if len(calls) == 1:
+            raise DBAPIError("INSERT", None, Exception("server closed the connection"), None, True)
+
+    monkeypatch.setattr(GroupCommitWriter, "_execute_inbox", committed_then_dropped)
+    workspace_id = new_id()
+    rows = [_row(workspace_id) for _ in range(3)]
+    writer = GroupCommitWriter(engine, max_wait_ms=500)
+    writer.start()
+    try:
+        futures = [writer.submit([row], []) for row in rows]
+        assert [future.result(timeout=10) for future in futures] == [None] * 3
+    finally:
+        writer.stop()
+    assert calls == [False, True]
     assert _stored_ids(engine, workspace_id) == sorted(row["id"] for row in rows)
     engine.dispose()

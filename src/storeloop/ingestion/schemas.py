@@ -35,7 +35,7 @@ class ReplayRequest(BaseModel):
 class RefusedMessage(BaseModel):
     index: int = Field(description="the message's place in the body's batch")
     code: str = Field(description="stable code, e.g. missing_field, invalid_timestamp")
-    field: str | None = Field(description="the offending field's path in the body")
+    field: str | None = Field(default=None, description="the offending field's path in the body")
     message: str
     messageId: str | None = None
 

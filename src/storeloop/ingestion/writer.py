@@ -269,7 +269,10 @@ class GroupCommitWriter:
         back from the busy event loop before its next step, and the group's requests waited.
 
         A connection the database dropped since the last group (PostgreSQL restarted) is
-        replaced and the statement sent once more, as the pool's pre-ping would have done.
+        replaced and the statement sent once more, as the pool's pre-ping would have done. The
+        retry skips ids already stored: the connection may have dropped after the commit and
+        before its answer, and the statement is all or nothing, so any id found means the
+        whole group was stored.
         """
         try:
             self._execute_inbox(rows)
@@ -278,9 +281,9 @@ class GroupCommitWriter:
                 raise
             logger.warning("the writer's database connection was lost; reconnecting")
             self._close_connection()
-            self._execute_inbox(rows)
+            self._execute_inbox(rows, skip_existing=True)
 
-    def _execute_inbox(self, rows: list[dict[str, Any]]) -> None:
+    def _execute_inbox(self, rows: list[dict[str, Any]], *, skip_existing: bool = False) -> None:
         connection = self._connection
         if connection is None:
             connection = self._inbox_engine.connect().execution_options(
@@ -288,6 +291,8 @@ class GroupCommitWriter:
             )
             self._connection = connection
         sql, values = inbox_insert(connection.dialect.name, rows)
+        if skip_existing:
+            sql += " ON CONFLICT (id) DO NOTHING"
         connection.exec_driver_sql(sql, values)
         connection.commit()  # ends SQLAlchemy's logical transaction; nothing is left to send
 
