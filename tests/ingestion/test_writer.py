@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import threading
 import time
 import uuid
+import warnings
+from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from storeloop.ingestion.writer import GroupCommitWriter
 from storeloop.kit.ids import new_id
 from storeloop.kit.timeutil import as_utc, utcnow
 from storeloop.models import InboxEntry, QuarantinedEvent
+from tests.conftest import BACKENDS, migrated_database
 
 
 def _row(workspace_id: uuid.UUID) -> dict[str, object]:
@@ -257,16 +261,26 @@ def test_stop_commits_the_bodies_waiting_behind_their_quarantine(tmp_path: Path)
     engine.dispose()
 
 
-def _inbox_engine(database_url: str) -> Engine:
-    """The engine the group commit writes bodies to: SQLite's spool, or PostgreSQL's database."""
-    return create_spool_engine(database_url) or create_db_engine(database_url)
+@pytest.fixture(params=BACKENDS)
+def inbox_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """The engine the group commit writes bodies to (SQLite's spool, or PostgreSQL's database),
+    in a database of the test's own."""
+    with migrated_database(request.param, tmp_path) as database_url:
+        engine = create_spool_engine(database_url) or create_db_engine(database_url)
+        yield engine
+        engine.dispose()
+        # After a failed or dropped connection SQLAlchemy discards the psycopg object without
+        # closing it: collect it here, where its ResourceWarning is expected.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
 
 
-def test_a_group_of_bodies_is_one_statement_stored_as_core_would(database_url: str) -> None:
+def test_a_group_of_bodies_is_one_statement_stored_as_core_would(inbox_engine: Engine) -> None:
     """The group commit sends a group's bodies as one INSERT, in autocommit (one transaction,
     one step for SQLite, one round trip for PostgreSQL). What it stores reads back through the
     model exactly as the values were given, the refused indexes included."""
-    engine = _inbox_engine(database_url)
+    engine = inbox_engine
     statements: list[tuple[str, bool]] = []
 
     @event.listens_for(engine, "before_cursor_execute")
@@ -308,12 +322,12 @@ def test_a_group_of_bodies_is_one_statement_stored_as_core_would(database_url: s
 
 
 def test_a_failed_group_stores_none_of_its_bodies_and_the_next_group_is_stored(
-    database_url: str,
+    inbox_engine: Engine,
 ) -> None:
     """One statement is one transaction: a group that fails (here a body id already stored)
     stores none of its bodies and every request of it gets the error; the writer opens a new
     connection and goes on."""
-    engine = _inbox_engine(database_url)
+    engine = inbox_engine
     workspace_id = new_id()
     taken = _row(workspace_id)
     with engine.begin() as connection:
@@ -336,13 +350,13 @@ def test_a_failed_group_stores_none_of_its_bodies_and_the_next_group_is_stored(
 
 
 def test_a_connection_the_database_dropped_is_replaced_without_failing_a_group(
-    database_url: str,
+    inbox_engine: Engine,
 ) -> None:
     """The writer keeps its connection between groups: when PostgreSQL drops it (a restart, an
     administrator), the next group is sent again on a new connection and succeeds."""
-    if not database_url.startswith("postgresql"):
+    if inbox_engine.dialect.name != "postgresql":
         pytest.skip("a SQLite connection is a file handle; nothing drops it")
-    engine = create_db_engine(database_url)
+    engine = inbox_engine
     workspace_id = new_id()
     writer = GroupCommitWriter(engine, max_wait_ms=0)
     writer.start()
@@ -356,7 +370,7 @@ def test_a_connection_the_database_dropped_is_replaced_without_failing_a_group(
                     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
             )
-        assert dropped  # the writer's connection among them
+        assert dropped  # the writer's connection among them (the database is this test's)
         _wait_until_gone(engine)
         second = _row(workspace_id)
         assert writer.submit([second], []).result(timeout=10) is None
@@ -391,12 +405,12 @@ def _stored_ids(engine: Engine, workspace_id: uuid.UUID) -> list[uuid.UUID]:
         )
 
 
-def test_the_largest_group_allowed_is_one_statement_on_both_databases(database_url: str) -> None:
+def test_the_largest_group_allowed_is_one_statement_on_both_databases(inbox_engine: Engine) -> None:
     """The settings allow up to 1,000 requests in a group: their bodies fit one statement on
     both databases (SQLite's and PostgreSQL's bounds on parameters), and no more are allowed."""
     largest = Settings.model_fields["group_commit_max_items"].metadata
     assert [bound.le for bound in largest if hasattr(bound, "le")] == [1000]
-    engine = _inbox_engine(database_url)
+    engine = inbox_engine
     inserts: list[str] = []
 
     @event.listens_for(engine, "before_cursor_execute")
@@ -419,12 +433,12 @@ def test_the_largest_group_allowed_is_one_statement_on_both_databases(database_u
 
 
 def test_a_group_stored_before_the_connection_dropped_is_answered_as_stored(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+    inbox_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The connection drops after the database committed the group but before its answer came
     back: the retry finds the ids stored, adds nothing, and the requests are answered with
     success (an error would make the SDKs send the events again)."""
-    engine = _inbox_engine(database_url)
+    engine = inbox_engine
     execute = GroupCommitWriter._execute_inbox
     calls: list[bool] = []
 
