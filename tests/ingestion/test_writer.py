@@ -292,13 +292,7 @@ def test_a_group_of_bodies_is_one_statement_stored_as_core_would(inbox_engine: E
     workspace_id = new_id()
     rows = [_row(workspace_id) | {"refused": [i, 7] if i % 2 else None} for i in range(5)]
     del rows[0]["refused"]  # a row may leave it out: no refusals
-    writer = GroupCommitWriter(engine, max_wait_ms=500)
-    writer.start()
-    try:
-        futures = [writer.submit([row], []) for row in rows]
-        assert [future.result(timeout=10) for future in futures] == [None] * 5
-    finally:
-        writer.stop()
+    _store_together(engine, rows, max_wait_ms=500)
     # One statement with every row, not a statement run once per row (executemany).
     assert [(s.split("(")[0], many) for s, many in statements] == [("INSERT INTO INBOX ", False)]
     with engine.connect() as connection:
@@ -420,13 +414,7 @@ def test_the_largest_group_allowed_is_one_statement_on_both_databases(inbox_engi
 
     workspace_id = new_id()
     rows = [_row(workspace_id) for _ in range(1000)]
-    writer = GroupCommitWriter(engine, max_items=1000, max_wait_ms=5000)
-    writer.start()
-    try:
-        futures = [writer.submit([row], []) for row in rows]
-        assert [future.result(timeout=30) for future in futures] == [None] * 1000
-    finally:
-        writer.stop()
+    _store_together(engine, rows, max_items=1000, max_wait_ms=5000)
     assert len(inserts) == 1
     assert _stored_ids(engine, workspace_id) == sorted(row["id"] for row in rows)
     engine.dispose()
@@ -453,13 +441,18 @@ def test_a_group_stored_before_the_connection_dropped_is_answered_as_stored(
     monkeypatch.setattr(GroupCommitWriter, "_execute_inbox", committed_then_dropped)
     workspace_id = new_id()
     rows = [_row(workspace_id) for _ in range(3)]
-    writer = GroupCommitWriter(engine, max_wait_ms=500)
-    writer.start()
-    try:
-        futures = [writer.submit([row], []) for row in rows]
-        assert [future.result(timeout=10) for future in futures] == [None] * 3
-    finally:
-        writer.stop()
+    _store_together(engine, rows, max_wait_ms=500)
     assert calls == [False, True]
     assert _stored_ids(engine, workspace_id) == sorted(row["id"] for row in rows)
     engine.dispose()
+
+
+def _store_together(engine: Engine, rows: list[dict[str, Any]], **options: Any) -> None:
+    """Each row a request of its own, submitted together (one group), every one stored."""
+    writer = GroupCommitWriter(engine, **options)
+    writer.start()
+    try:
+        futures = [writer.submit([row], []) for row in rows]
+        assert [future.result(timeout=30) for future in futures] == [None] * len(rows)
+    finally:
+        writer.stop()
