@@ -19,7 +19,7 @@ from storeloop.db import SqliteStatistics, create_db_engine, make_session_factor
 from storeloop.derivation import DerivationRunner
 from storeloop.ingestion.processor import InboxProcessor
 from storeloop.ingestion.service import IngestionService, WriteKeyRateLimiter
-from storeloop.ingestion.spool import create_spool_engine
+from storeloop.ingestion.spool import SpoolCheckpointer, create_spool_engine, no_autocheckpoint
 from storeloop.ingestion.validation import Limits
 from storeloop.ingestion.writer import GroupCommitWriter
 from storeloop.orders.tasks import derive_orders
@@ -59,7 +59,10 @@ class Runtime:
             max_items=settings.group_commit_max_items,
             max_wait_ms=settings.group_commit_max_wait_ms,
             housekeeping=self.authenticator.flush_usage,
+            on_connect=no_autocheckpoint if self.spool is not None else None,
         )
+        # The spool's checkpoints, off the group commit (started with the API's runtime).
+        self.spool_checkpointer = SpoolCheckpointer(self.spool) if self.spool is not None else None
         self.ingestion = IngestionService(
             session_factory=self.session_factory,
             keyring=self.keyring,
@@ -106,6 +109,8 @@ class Runtime:
 
     def start(self) -> None:
         self.writer.start()
+        if self.spool_checkpointer is not None:
+            self.spool_checkpointer.start()
         self.tracking.start()
         if self.settings.inprocess_worker:
             self._processor_stop.clear()
@@ -132,6 +137,8 @@ class Runtime:
             self.tracking.stop()
         finally:
             self.writer.stop()
+            if self.spool_checkpointer is not None:
+                self.spool_checkpointer.stop()
         if self._processor_thread is not None:
             self._processor_stop.set()
             self._processor_thread.join(30)

@@ -8,18 +8,29 @@ an older spool is upgraded in place and a newer one refused with a clear error.
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from storeloop.ingestion.processor import _Spool
-from storeloop.ingestion.spool import SpoolVersionMismatch, create_spool_engine, spool_path
+from storeloop.ingestion.spool import (
+    SpoolCheckpointer,
+    SpoolVersionMismatch,
+    create_spool_engine,
+    no_autocheckpoint,
+    spool_path,
+)
+from storeloop.ingestion.writer import GroupCommitWriter
 from storeloop.kit.ids import new_id
 from storeloop.kit.timeutil import utcnow
 from storeloop.models import DerivationTask, InboxEntry, QuarantinedEvent
@@ -318,3 +329,154 @@ def test_a_spool_of_a_newer_version_is_refused(tmp_path: Path) -> None:
         with engine.connect() as connection:
             assert connection.scalar(select(func.count()).select_from(InboxEntry)) == 0
         engine.dispose()
+
+
+# The spool's checkpoints happen off the group commit (SpoolCheckpointer).
+_BODY_BYTES = 200_000  # about 50 pages of 4 KiB: 40 of them take the WAL past 1,000 pages
+_GROUPS = 40
+
+
+def _spool_of(tmp_path: Path) -> Engine:
+    engine = create_spool_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    assert engine is not None
+    return engine
+
+
+def _wal_bytes_after_writing(
+    spool: Engine,
+    on_connect: Callable[[Connection], object] | None,
+    pause: float = 0.0,
+) -> int:
+    """Writes _GROUPS bodies through the group commit, one group each (``pause`` seconds
+    apart), and answers the WAL file's size before the writer lets its connection go (the
+    last connection to close checkpoints and removes the WAL)."""
+    writer = GroupCommitWriter(spool, on_connect=on_connect)
+    writer.start()
+    workspace_id = new_id()
+    try:
+        for _ in range(_GROUPS):
+            row = {
+                "id": new_id(),
+                "workspace_id": workspace_id,
+                "source": "batch",
+                "received_at": utcnow(),
+                "body_sealed": os.urandom(_BODY_BYTES),
+                "attempts": 0,
+            }
+            assert writer.submit([row], []).result(timeout=30) is None
+            time.sleep(pause)
+        wal = Path(f"{spool.url.database}-wal")
+        return wal.stat().st_size
+    finally:
+        writer.stop()
+
+
+@pytest.mark.parametrize("writer_checkpoints", [True, False], ids=["sqlite-default", "spool"])
+def test_the_group_commit_does_not_checkpoint_the_spool(
+    tmp_path: Path, writer_checkpoints: bool
+) -> None:
+    """By default SQLite's commit that takes the WAL past 1,000 pages copies them back and
+    fsyncs the file before the commit returns (the requests of that group waited 10-13 ms
+    instead of 0.5); the writer's connection leaves that to the checkpointer."""
+    spool = _spool_of(tmp_path)
+    try:
+        wal_bytes = _wal_bytes_after_writing(
+            spool, None if writer_checkpoints else no_autocheckpoint
+        )
+    finally:
+        spool.dispose()
+    written = _GROUPS * _BODY_BYTES
+    if writer_checkpoints:
+        # The WAL started over after each checkpoint: about 1,000 pages and one group.
+        assert wal_bytes < written * 0.7
+    else:
+        assert wal_bytes > written
+
+
+def test_the_checkpointer_keeps_the_spool_wal_small(tmp_path: Path) -> None:
+    spool = _spool_of(tmp_path)
+    checkpointer = SpoolCheckpointer(spool, interval=0.005)
+    checkpointer.start()
+    try:
+        wal_bytes = _wal_bytes_after_writing(spool, no_autocheckpoint, pause=0.03)
+    finally:
+        checkpointer.stop()
+        spool.dispose()
+    # Copied back between the groups: the next commit started the WAL over.
+    assert wal_bytes < _GROUPS * _BODY_BYTES / 4
+
+
+def _entries(count: int, body_bytes: int) -> list[dict[str, object]]:
+    workspace_id = new_id()
+    return [
+        {
+            "workspace_id": workspace_id,
+            "source": "batch",
+            "received_at": utcnow(),
+            "body_sealed": os.urandom(body_bytes),
+        }
+        for _ in range(count)
+    ]
+
+
+@pytest.mark.parametrize("past_the_limit", [False, True], ids=["passive", "restart"])
+def test_a_checkpoint_past_the_limit_restarts_without_waiting_for_the_writer(
+    tmp_path: Path, past_the_limit: bool
+) -> None:
+    """Past ``restart_above_frames`` the checkpoint is a RESTART, which needs the write lock:
+    with a commit in progress it gives up at once (busy) instead of holding up the writer."""
+    spool = _spool_of(tmp_path)
+    try:
+        with spool.connect() as writer:
+            no_autocheckpoint(writer)
+            writer.execute(insert(InboxEntry), _entries(20, 20_000))
+            writer.commit()
+            checkpointer = SpoolCheckpointer(spool, restart_above_frames=10**6)
+            with checkpointer.connection() as connection:
+                frames = checkpointer.checkpoint(connection)[1]
+                assert frames > 100
+                if past_the_limit:
+                    checkpointer = SpoolCheckpointer(spool, restart_above_frames=frames - 1)
+                # A commit in progress: the write lock is taken.
+                writer.exec_driver_sql("BEGIN IMMEDIATE")
+                writer.execute(insert(InboxEntry), _entries(1, 10))
+                started = time.monotonic()
+                busy, frames_now, copied = checkpointer.checkpoint(connection)
+                assert time.monotonic() - started < 2  # the busy timeout is 10 s elsewhere
+                writer.commit()
+        assert busy == (1 if past_the_limit else 0)
+        assert copied == frames_now == frames
+        with spool.connect() as reader:
+            assert reader.scalar(select(func.count()).select_from(InboxEntry)) == 21
+    finally:
+        spool.dispose()
+
+
+def test_a_checkpoint_that_fails_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = _spool_of(tmp_path)
+    checkpointer = SpoolCheckpointer(spool, interval=0.005)
+    failures = 0
+
+    def failing(connection: Connection) -> tuple[int, int, int]:
+        nonlocal failures
+        failures += 1
+        raise sqlite3.OperationalError("disk I/O error")
+
+    checkpointer.checkpoint = failing  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="storeloop.ingestion.spool"):
+        checkpointer.start()
+        deadline = time.monotonic() + 10
+        while failures < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        checkpointer.stop()
+    spool.dispose()
+    assert failures >= 5
+    warnings = [r for r in caplog.records if "could not be checkpointed" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_the_api_checkpoints_its_spool_on_a_thread_of_its_own(spooled: Runtime) -> None:
+    names = {thread.name for thread in threading.enumerate()}
+    assert "storeloop-spool-checkpoint" in names

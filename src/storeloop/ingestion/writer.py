@@ -76,11 +76,13 @@ class GroupCommitWriter:
         max_wait_ms: float = 2.0,
         housekeeping: Callable[[Connection], object] | None = None,
         housekeeping_seconds: float = 30.0,
+        on_connect: Callable[[Connection], object] | None = None,
     ) -> None:
         """``max_wait_ms``: how long to wait for more requests after the first of a group (0:
         commit at once; requests that arrive during a commit make up the next group).
         ``housekeeping`` runs on this thread every ``housekeeping_seconds`` (and at stop):
-        small bookkeeping writes that belong off the request path."""
+        small bookkeeping writes that belong off the request path. ``on_connect`` prepares the
+        group commit's own connection to the inbox (``spool.no_autocheckpoint``)."""
         self._engine = engine
         self._inbox_engine = inbox_engine or engine
         # Two databases (SQLite's spool): what writes the main file has a thread of its own.
@@ -96,6 +98,7 @@ class GroupCommitWriter:
         self._thread: threading.Thread | None = None
         # The group commit's own connection to the inbox, opened on first use (_insert_inbox).
         self._connection: Connection | None = None
+        self._on_connect = on_connect
         self._accepting = False
 
     def start(self) -> None:
@@ -290,6 +293,8 @@ class GroupCommitWriter:
                 isolation_level="AUTOCOMMIT"
             )
             self._connection = connection
+            if self._on_connect is not None:
+                self._on_connect(connection)
         sql, values = inbox_insert(connection.dialect.name, rows)
         if skip_existing:
             sql += " ON CONFLICT (id) DO NOTHING"
@@ -300,6 +305,9 @@ class GroupCommitWriter:
         connection, self._connection = self._connection, None
         if connection is not None:
             try:
+                # Closed for good, not handed back to the pool: ``on_connect`` made it this
+                # writer's (and after an error it may be broken).
+                connection.invalidate()
                 connection.close()
             except Exception:
                 logger.warning("the writer's connection could not be closed", exc_info=True)
