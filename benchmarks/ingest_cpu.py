@@ -14,7 +14,8 @@ simdjson and msgspec first, then parsed by orjson).
 `--paced R` sends R requests/s instead, with independent (Poisson) arrivals, as the paced
 phase of `benchmarks.ingest` does, and reports the latency of each request from its scheduled
 arrival to its answer (p50, p90, p99, max): the API's own tail without sockets, uvicorn or wrk
-on the cores, and with less noise than them. (Wall-clock: compare runs of one sitting.)
+on the cores, and with less noise than them; and the same for the writer's group commits
+(``commit_*``). (Wall-clock: compare runs of one sitting.)
 """
 
 from __future__ import annotations
@@ -140,6 +141,21 @@ def _percentiles(latencies: list[float]) -> dict[str, float]:
     return {"p50_ms": at(0.5), "p90_ms": at(0.9), "p99_ms": at(0.99), "max_ms": at(1.0)}
 
 
+def _time_commits(runtime: Runtime) -> list[float]:
+    """The duration of each of the writer's group commits from now on (for the tail: a slow
+    commit holds up every request of its group)."""
+    durations: list[float] = []
+    commit = runtime.writer._commit
+
+    def timed(group: list[Any]) -> None:
+        started = time.perf_counter()
+        commit(group)
+        durations.append(time.perf_counter() - started)
+
+    runtime.writer._commit = timed  # type: ignore[method-assign]
+    return durations
+
+
 def _write_key(runtime: Runtime) -> bytes:
     with session_scope(runtime.session_factory) as session:
         workspace = create_workspace(session, runtime.keyring.master_key, "Bench", "bench")
@@ -182,6 +198,7 @@ def measure(
         asyncio.run(_load(app, bodies, authorization, 100, "warm"))
         runtime.processor.drain()
         if paced is not None:
+            commits = _time_commits(runtime)
             cpu = time.process_time()
             latencies = asyncio.run(_paced(app, bodies, authorization, paced, seconds))
             cpu = time.process_time() - cpu
@@ -189,6 +206,8 @@ def measure(
                 "requests_per_s": paced,
                 **_percentiles(latencies),
                 "request_cpu_ms": round(cpu * 1000 / len(latencies), 3),
+                "groups": len(commits),
+                **{f"commit_{k}": v for k, v in _percentiles(commits).items()},
             }
         cpu, loop = time.process_time(), time.thread_time()
         asyncio.run(_load(app, bodies, authorization, requests, "run"))
