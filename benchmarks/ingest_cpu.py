@@ -142,8 +142,9 @@ def _percentiles(latencies: list[float]) -> dict[str, float]:
 
 
 def _time_commits(runtime: Runtime) -> list[float]:
-    """The duration of each of the writer's group commits from now on (for the tail: a slow
-    commit holds up every request of its group)."""
+    """The duration of each of the writer's group commits from now on: the insert, its commit
+    and answering the group's requests (for the tail: a slow commit holds up every request of
+    its group)."""
     durations: list[float] = []
     commit = runtime.writer._commit
 

@@ -19,7 +19,7 @@ from storeloop.db import SqliteStatistics, create_db_engine, make_session_factor
 from storeloop.derivation import DerivationRunner
 from storeloop.ingestion.processor import InboxProcessor
 from storeloop.ingestion.service import IngestionService, WriteKeyRateLimiter
-from storeloop.ingestion.spool import SpoolCheckpointer, create_spool_engine, no_autocheckpoint
+from storeloop.ingestion.spool import SpoolCheckpointer, checkpoint_rarely, create_spool_engine
 from storeloop.ingestion.validation import Limits
 from storeloop.ingestion.writer import GroupCommitWriter
 from storeloop.orders.tasks import derive_orders
@@ -59,7 +59,7 @@ class Runtime:
             max_items=settings.group_commit_max_items,
             max_wait_ms=settings.group_commit_max_wait_ms,
             housekeeping=self.authenticator.flush_usage,
-            on_connect=no_autocheckpoint if self.spool is not None else None,
+            on_connect=checkpoint_rarely if self.spool is not None else None,
         )
         # The spool's checkpoints, off the group commit (started with the API's runtime).
         self.spool_checkpointer = SpoolCheckpointer(self.spool) if self.spool is not None else None
@@ -136,9 +136,11 @@ class Runtime:
         try:
             self.tracking.stop()
         finally:
-            self.writer.stop()
-            if self.spool_checkpointer is not None:
-                self.spool_checkpointer.stop()
+            try:
+                self.writer.stop()
+            finally:
+                if self.spool_checkpointer is not None:
+                    self.spool_checkpointer.stop()
         if self._processor_thread is not None:
             self._processor_stop.set()
             self._processor_thread.join(30)

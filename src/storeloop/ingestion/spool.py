@@ -18,12 +18,10 @@ quarantine item's status) and entries from before the spool.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -43,10 +41,12 @@ _ADDED_COLUMNS = (
 )
 INBOX_TABLE = cast(Table, InboxEntry.__table__)
 _CREATE_ATTEMPTS = 20
-# SpoolCheckpointer: how often it copies the spool's WAL back into the file, and past how many
-# WAL frames (pages of 4 KiB) it also makes the next commit start the WAL over.
+# The spool's checkpoints: every 100 ms on a thread of the API's (SpoolCheckpointer); the group
+# commit's own connection checkpoints only past 16,384 WAL frames of 4 KiB (64 MB), a backstop
+# should that thread stop or fall behind (checkpoint_rarely).
 CHECKPOINT_SECONDS = 0.1
-RESTART_ABOVE_FRAMES = 4096
+WRITER_CHECKPOINT_FRAMES = 16_384
+_RETRY_SECONDS = 5.0
 
 logger = logging.getLogger(__name__)
 
@@ -112,29 +112,26 @@ def _prepare(engine: Engine, path: Path) -> None:
         connection.exec_driver_sql(f"PRAGMA user_version = {SPOOL_VERSION}")
 
 
-def no_autocheckpoint(connection: Connection) -> None:
-    """The group commit's connection to the spool: its commits never checkpoint the WAL
-    (``SpoolCheckpointer`` does, on a thread of its own)."""
-    connection.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+def checkpoint_rarely(connection: Connection, frames: int = WRITER_CHECKPOINT_FRAMES) -> None:
+    """The group commit's connection to the spool: its commits checkpoint the WAL only past
+    ``frames`` frames (SQLite's default is 1,000), leaving it to ``SpoolCheckpointer``."""
+    connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint={int(frames)}")
 
 
 class SpoolCheckpointer:
     """Copies the spool's WAL back into its file from a thread of its own, off the request path.
 
-    By default SQLite checkpoints in the commit that takes the WAL past 1,000 pages: the
-    group commit that happened to be that one copied the pages and fsynced the file before its
+    By default SQLite checkpoints in the commit that takes the WAL past 1,000 pages: the group
+    commit that happened to be that one copied the pages and fsynced the file before its
     requests were answered. At 50,000 events/s that was every half second, 10-13 ms instead of
-    0.5 (docs/benchmarks.md, eighth session). The group commit's connection does not checkpoint
-    (``no_autocheckpoint``); this thread runs a PASSIVE checkpoint every ``interval`` seconds,
-    which neither takes the write lock nor waits for anyone. Commits go on meanwhile.
-
-    A WAL starts over (writes from its beginning, in place) only when a commit finds every frame
-    of it copied back; under a steady load, commits land while a checkpoint runs, and the file
-    could grow. Past ``restart_above_frames`` frames, the checkpoint is a RESTART: it waits for
-    no commit and no reader (or gives up at once: it then copied what it could, and the next
-    one tries again), copies the few frames the PASSIVE one left, and the next commit starts
-    the WAL over. Other connections (the worker's deletes) keep SQLite's
-    default and may checkpoint too; checkpoints do not block each other's writers.
+    0.5 (docs/benchmarks.md, eighth session). This thread runs a PASSIVE checkpoint every
+    ``interval`` seconds: it takes no write lock and waits for no one, so commits go on while
+    it copies. A WAL starts over (is written again from its start) when a commit finds all of
+    it copied back, which between two groups it usually is. Should it not be for long (commits
+    landing during every checkpoint), or should this thread stop, the group commit's own
+    connection checkpoints past ``WRITER_CHECKPOINT_FRAMES`` (``checkpoint_rarely``): right
+    after its commit, with little left to copy, and the next commit starts the WAL over. Other
+    connections (the worker's deletes) keep SQLite's default.
     """
 
     def __init__(
@@ -142,20 +139,20 @@ class SpoolCheckpointer:
         engine: Engine,
         *,
         interval: float = CHECKPOINT_SECONDS,
-        restart_above_frames: int = RESTART_ABOVE_FRAMES,
+        retry_seconds: float = _RETRY_SECONDS,
     ) -> None:
         self._engine = engine
         self._interval = interval
-        self._restart_above_frames = restart_above_frames
+        self._retry_seconds = retry_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._failing = False
 
     def start(self) -> None:
         if self._thread is None:
-            self._stop.clear()
+            # An event of its own: a thread a timed-out stop left behind stays stopped.
+            self._stop = threading.Event()
             self._thread = threading.Thread(
-                target=self._run, name="storeloop-spool-checkpoint", daemon=True
+                target=self._run, args=(self._stop,), name="storeloop-spool-checkpoint", daemon=True
             )
             self._thread.start()
 
@@ -165,41 +162,31 @@ class SpoolCheckpointer:
             self._stop.set()
             thread.join(timeout)
 
-    @contextlib.contextmanager
-    def connection(self) -> Iterator[Connection]:
-        """The checkpoints' connection. A RESTART that finds a commit or a reader in its way
-        gives up at once (having copied what it could, as a PASSIVE one) rather than holding
-        the write lock while it waits; the next one tries again."""
-        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.exec_driver_sql("PRAGMA busy_timeout=0")
+    def _run(self, stop: threading.Event) -> None:
+        failing = False
+        while not stop.is_set():
             try:
-                yield connection
-            finally:
-                connection.invalidate()  # not back to the pool with that busy timeout
-
-    def _run(self) -> None:
-        with self.connection() as connection:
-            self._loop(connection)
-
-    def _loop(self, connection: Connection) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.checkpoint(connection)
+                with self._engine.connect().execution_options(
+                    isolation_level="AUTOCOMMIT"
+                ) as connection:
+                    while not stop.wait(self._interval):
+                        self.checkpoint(connection)
+                        failing = False
             except Exception as exc:
-                # Commits go on without checkpoints (the WAL grows): said once, not 10 times a
-                # second.
-                if not self._failing:
-                    logger.warning("the inbox spool could not be checkpointed: %s", exc)
-                self._failing = True
-            else:
-                self._failing = False
+                # Said once, not 10 times a second; a new connection is tried after a pause.
+                # Meanwhile the group commit checkpoints past its backstop.
+                if not failing:
+                    logger.warning(
+                        "the inbox spool could not be checkpointed: %s: %s",
+                        type(exc).__name__,
+                        exc,
+                    )
+                failing = True
+                stop.wait(self._retry_seconds)
 
-    def checkpoint(self, connection: Connection) -> tuple[int, int, int]:
-        """One checkpoint on ``connection()``; SQLite's answer: (busy, frames in the WAL, frames
-        copied back). ``busy`` is 1 when a RESTART gave up."""
+    @staticmethod
+    def checkpoint(connection: Connection) -> tuple[int, int, int]:
+        """One PASSIVE checkpoint; SQLite's answer: (busy, frames in the WAL, frames copied
+        back). ``busy`` is 1 (and the counts -1) when another connection was checkpointing."""
         busy, frames, copied = connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
-        if frames > self._restart_above_frames:
-            busy, frames, copied = connection.exec_driver_sql(
-                "PRAGMA wal_checkpoint(RESTART)"
-            ).one()
         return int(busy), int(frames), int(copied)

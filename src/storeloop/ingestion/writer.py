@@ -82,7 +82,7 @@ class GroupCommitWriter:
         commit at once; requests that arrive during a commit make up the next group).
         ``housekeeping`` runs on this thread every ``housekeeping_seconds`` (and at stop):
         small bookkeeping writes that belong off the request path. ``on_connect`` prepares the
-        group commit's own connection to the inbox (``spool.no_autocheckpoint``)."""
+        group commit's own connection to the inbox (``spool.checkpoint_rarely``)."""
         self._engine = engine
         self._inbox_engine = inbox_engine or engine
         # Two databases (SQLite's spool): what writes the main file has a thread of its own.
