@@ -44,7 +44,6 @@ from storeloop.kit.errors import StoreloopError
 from storeloop.kit.timeutil import as_utc
 from storeloop.workspaces import service as workspaces
 from storeloop.workspaces.keyring import Keyring
-from storeloop.workspaces.repository import WorkspaceRepository
 
 app = typer.Typer(
     help="storeloop: a self-hosted growth engine for online stores.", no_args_is_help=True
@@ -120,11 +119,7 @@ def _resolve_workspace(session: object, ref: str) -> uuid.UUID:
     from sqlalchemy.orm import Session
 
     assert isinstance(session, Session)
-    repository = WorkspaceRepository(session)
-    try:
-        workspace = repository.get(uuid.UUID(ref))
-    except ValueError:
-        workspace = repository.by_slug(ref)
+    workspace = workspaces.find_workspace(session, ref)
     if workspace is None:
         raise _fail(f"no workspace {ref!r} (give its id or slug)")
     return workspace.id
@@ -207,7 +202,7 @@ def workspace_list() -> None:
     factory = make_session_factory(create_db_engine(settings.resolved_database_url))
     table = _table("slug", "name", "created")
     with factory() as session:
-        for workspace in WorkspaceRepository(session).all():
+        for workspace in workspaces.list_workspaces(session):
             table.add_row(
                 str(workspace.id), workspace.slug, workspace.name, _minute(workspace.created_at)
             )
@@ -348,7 +343,7 @@ def doctor() -> None:
         factory = make_session_factory(engine)
         with factory() as session:
             broken = []
-            for workspace in WorkspaceRepository(session).all():
+            for workspace in workspaces.list_workspaces(session):
                 try:
                     unwrap_data_key(master_key, workspace.id, workspace.wrapped_data_key)
                 except Exception:
@@ -411,7 +406,7 @@ def demo(
     factory = make_session_factory(engine)
     credentials_file = settings.data_dir / "demo-credentials.json"
     with session_scope(factory) as session:
-        existing = WorkspaceRepository(session).by_slug("demo")
+        existing = workspaces.find_workspace(session, "demo")
         if existing is None:
             workspace = workspaces.create_workspace(
                 session, settings.master_key_bytes(), "Demo Store", "demo"

@@ -13,7 +13,7 @@ from storeloop.identity import service
 from storeloop.identity.schemas import ProfileDetail, ProfilePage, TimelinePage
 from storeloop.kit.errors import ValidationFailed
 from storeloop.workspaces.keyring import Keyring
-from storeloop.workspaces.repository import WorkspaceRepository
+from storeloop.workspaces.service import phone_region
 
 router = APIRouter(prefix="/api/v1/profiles", tags=["profiles"])
 # No stored identifier holds NUL (ingestion refuses it), and PostgreSQL text cannot: a 422.
@@ -80,7 +80,7 @@ def search_profiles(
 def _search(
     caller: Caller, session: Session, keyring: Keyring, search: ProfileSearch
 ) -> ProfilePage:
-    region = WorkspaceRepository(session).phone_region(caller.workspace_id)
+    region = phone_region(session, caller.workspace_id)
     return service.find_profiles(
         session,
         caller.workspace_id,

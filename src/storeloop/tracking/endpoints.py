@@ -23,13 +23,13 @@ from storeloop.kit.errors import Forbidden, StoreloopError, Unauthorized
 from storeloop.runtime import Runtime
 from storeloop.tracking import imports
 from storeloop.tracking.redirect import serve_redirect
-from storeloop.tracking.repository import fetch_allowed_domains, host_allowed
 from storeloop.tracking.script import (
     OriginNotAllowed,
     parse_context_request,
     send_context,
     serve_script,
 )
+from storeloop.tracking.service import allowed_domains, host_allowed
 from storeloop.workspaces.service import KeyKind
 
 
@@ -47,7 +47,7 @@ def _allowed_domains(runtime: Runtime, write_key: str) -> tuple[uuid.UUID, tuple
         raise Unauthorized("unknown or revoked write key", field="k")
     if identity.kind is not KeyKind.WRITE:
         raise Forbidden("the storefront script takes the public write key only", field="k")
-    return identity.workspace_id, fetch_allowed_domains(runtime.engine, identity.workspace_id)
+    return identity.workspace_id, allowed_domains(runtime.engine, identity.workspace_id)
 
 
 async def serve_context(runtime: Runtime, scope: Scope, send: Send) -> None:

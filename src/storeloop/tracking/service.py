@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import Engine
 
 from storeloop.tracking.bots import BotDetector
 from storeloop.tracking.clicks import ClickWriter
 from storeloop.tracking.network import parse_networks
-from storeloop.tracking.repository import LinkCache
+from storeloop.tracking.repository import LinkCache, fetch_allowed_domains, host_allowed
+
+__all__ = ["Tracking", "allowed_domains", "host_allowed"]
+
+
+def allowed_domains(engine: Engine, workspace_id: uuid.UUID) -> tuple[str, ...]:
+    """The store's allowed domains (its settings): where its pages may call the tracking
+    endpoints from (``host_allowed``)."""
+    return fetch_allowed_domains(engine, workspace_id)
 
 
 class Tracking:

@@ -7,11 +7,9 @@ import uuid
 from fastapi import APIRouter, Query
 
 from storeloop.dependencies import CallerDep, RuntimeDep, SessionDep
-from storeloop.kit.errors import NotFound
 from storeloop.kit.timeutil import as_utc
 from storeloop.models import ApiKey
 from storeloop.workspaces import service
-from storeloop.workspaces.repository import WorkspaceRepository
 from storeloop.workspaces.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -37,9 +35,7 @@ def _key_out(key: ApiKey) -> ApiKeyOut:
 
 @router.get("/workspace", response_model=WorkspaceOut)
 def get_workspace(caller: CallerDep, session: SessionDep) -> WorkspaceOut:
-    workspace = WorkspaceRepository(session).get(caller.workspace_id)
-    if workspace is None:
-        raise NotFound("workspace not found")
+    workspace = service.get_workspace(session, caller.workspace_id)
     return WorkspaceOut(
         id=workspace.id,
         name=workspace.name,

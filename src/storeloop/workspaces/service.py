@@ -6,6 +6,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -94,6 +95,32 @@ def create_workspace(
     )
     repository.add(workspace)
     return workspace
+
+
+def get_workspace(session: Session, workspace_id: uuid.UUID) -> Workspace:
+    workspace = WorkspaceRepository(session).get(workspace_id)
+    if workspace is None:
+        raise NotFound("workspace not found")
+    return workspace
+
+
+def find_workspace(session: Session, ref: str) -> Workspace | None:
+    """A workspace by its id or its slug (the operator's CLI)."""
+    repository = WorkspaceRepository(session)
+    try:
+        return repository.get(uuid.UUID(ref))
+    except ValueError:
+        return repository.by_slug(ref)
+
+
+def list_workspaces(session: Session) -> Sequence[Workspace]:
+    """Every workspace of the instance, oldest first (the operator's CLI)."""
+    return WorkspaceRepository(session).all()
+
+
+def phone_region(session: Session, workspace_id: uuid.UUID) -> str | None:
+    """The region used to read the workspace's phone numbers written without a country code."""
+    return WorkspaceRepository(session).phone_region(workspace_id)
 
 
 def create_api_key(
